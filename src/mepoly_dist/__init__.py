@@ -1,0 +1,23 @@
+"""mepoly-dist: the MePoly polynomial exponential-family policy distribution.
+
+>>> import torch
+>>> from mepoly_dist import MePoly, MePolyFamily
+>>> family = MePolyFamily(dim=2, order=14)
+>>> dist = MePoly(torch.zeros(family.num_params), family)
+"""
+
+from .distribution import MePoly
+from .family import MePolyFamily
+from .quadrature import CompositeGaussLegendreRule, GaussLegendreRule, QuadratureRule, SobolRule, TrapezoidRule, make_rule
+
+__all__ = [
+    "MePoly",
+    "MePolyFamily",
+    "QuadratureRule",
+    "TrapezoidRule",
+    "GaussLegendreRule",
+    "CompositeGaussLegendreRule",
+    "SobolRule",
+    "make_rule",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,119 @@
+r"""Polynomial feature maps :math:`\phi(x)` on the cube :math:`[-1, 1]^D` (paper section 3.1).
+
+The sufficient statistic of MePoly is the vector of all products
+
+.. math::
+
+    \phi_\alpha(x) = \prod_{d=1}^{D} b_{\alpha_d}(x_d),
+    \qquad \alpha \in \mathcal{A}_n = \{\alpha \in \mathbb{N}^D : |\alpha| \le n\},
+
+with :math:`|\mathcal{A}_n| = \binom{n + D}{D}` (paper eq. 5-6).  The one-dimensional
+factors :math:`b_k` are either monomials :math:`x^k` (the paper's exposition and its
+ablation) or the standard Legendre polynomials :math:`P_k` with :math:`P_k(1) = 1`
+(the paper's implementation, section 3.1 "Legendre Polynomials").
+
+Exponents are listed in *graded* order: by total degree, and within one degree in the
+order of :func:`itertools.combinations_with_replacement` (the order scikit-learn's
+``PolynomialFeatures`` uses).  For ``dim=2, order=2`` that is
+``1, x1, x2, x1^2, x1 x2, x2^2``.  The constant feature (``alpha = 0``) is part of the
+set, so ``num_params`` equals :math:`\binom{n+D}{D}` as in the paper; its natural
+parameter cancels between the energy and the log-partition and has no effect on the
+density (its gradient through ``log_prob`` is exactly zero).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["BASES", "exponent_set", "num_features", "univariate_table", "features", "features_and_jacobian"]
+
+BASES = ("legendre", "monomial")
+
+
+def num_features(dim: int, order: int) -> int:
+    r"""Number of exponent vectors with total degree :math:`\le n`: :math:`\binom{n+D}{D}`."""
+    return math.comb(order + dim, dim)
+
+
+def exponent_set(dim: int, order: int) -> Tensor:
+    """The exponent vectors :math:`\\alpha` with :math:`|\\alpha| \\le n`, in graded order.
+
+    Returns a ``(num_features(dim, order), dim)`` ``torch.long`` tensor.
+    """
+    if dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    if order < 0:
+        raise ValueError(f"order must be a non-negative integer, got {order!r}")
+    rows = []
+    for degree in range(order + 1):
+        for combo in itertools.combinations_with_replacement(range(dim), degree):
+            row = [0] * dim
+            for d in combo:
+                row[d] += 1
+            rows.append(row)
+    return torch.tensor(rows, dtype=torch.long).reshape(-1, dim)
+
+
+def univariate_table(x: Tensor, order: int, basis: str = "legendre", derivative: bool = False):
+    r"""Evaluate :math:`b_0(x), \dots, b_n(x)` elementwise.
+
+    Legendre values use Bonnet's recurrence
+    :math:`(k+1) P_{k+1}(x) = (2k+1) x P_k(x) - k P_{k-1}(x)` and, when ``derivative``
+    is set, :math:`P'_{k+1}(x) = P'_{k-1}(x) + (2k+1) P_k(x)`.  Monomials use
+    :math:`x^k` and :math:`k x^{k-1}`.  The recurrences are plain differentiable torch
+    operations, so autograd sees through them.
+
+    Returns a tensor of shape ``x.shape + (order + 1,)`` (and its derivative table when
+    ``derivative=True``).
+    """
+    if basis not in BASES:
+        raise ValueError(f"unknown basis {basis!r}; expected one of {BASES}")
+    ones = torch.ones_like(x)
+    values = [ones]
+    slopes = [torch.zeros_like(x)]
+    if order >= 1:
+        values.append(x)
+        slopes.append(ones)
+    for k in range(1, order):
+        if basis == "legendre":
+            values.append(((2 * k + 1) * x * values[k] - k * values[k - 1]) / (k + 1))
+            slopes.append(slopes[k - 1] + (2 * k + 1) * values[k])
+        else:
+            values.append(values[k] * x)
+            slopes.append((k + 1) * values[k])
+    table = torch.stack(values, dim=-1)
+    if derivative:
+        return table, torch.stack(slopes, dim=-1)
+    return table
+
+
+def _gather(table: Tensor, exponents: Tensor) -> Tensor:
+    # table: (..., D, n+1); exponents: (F, D)  ->  (..., D, F) with entry [d, f] = b_{alpha_fd}(x_d)
+    index = exponents.t().expand(*table.shape[:-1], exponents.shape[0])
+    return torch.gather(table, -1, index)
+
+
+def features(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre") -> Tensor:
+    r""":math:`\phi(x)` for points ``x`` of shape ``(..., D)``; returns ``(..., F)``."""
+    table = univariate_table(x, order, basis)
+    return _gather(table, exponents).prod(dim=-2)
+
+
+def features_and_jacobian(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre"):
+    r""":math:`\phi(x)` and :math:`\partial \phi / \partial x`.
+
+    Product rule: :math:`\partial_{x_d} \phi_\alpha = b'_{\alpha_d}(x_d) \prod_{e \ne d} b_{\alpha_e}(x_e)`.
+    Returns ``(..., F)`` and ``(..., D, F)``.
+    """
+    table, slope = univariate_table(x, order, basis, derivative=True)
+    values = _gather(table, exponents)  # (..., D, F)
+    slopes = _gather(slope, exponents)  # (..., D, F)
+    dim = x.shape[-1]
+    eye = torch.eye(dim, dtype=torch.bool, device=x.device)
+    # factor[..., d, e, f] = slope if e == d else value
+    factors = torch.where(eye[:, :, None], slopes.unsqueeze(-3), values.unsqueeze(-3))
+    return values.prod(dim=-2), factors.prod(dim=-2)

@@ -1,0 +1,79 @@
+r"""The mode of MePoly: :math:`\arg\max_{x \in [-1,1]^D} \lambda^\top\phi(x)` (paper section 3.2:
+"action selection is a single-step energy minimization").
+
+Coarse search: the ``candidates`` best quadrature nodes (streamed in chunks, so memory
+stays ``batch x (candidates + chunk)``).  Refinement: projected Newton ascent from each
+candidate, with the exact gradient from :func:`mepoly_dist.basis.features_and_jacobian` and
+the Hessian by autograd; a step is taken only if it raises the energy (backtracking),
+falling back to gradient ascent where the Hessian is not negative definite.  The best
+refined candidate is returned.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["find_mode"]
+
+
+def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
+    best_e = best_i = None
+    nodes, feats, chunk = family.nodes, family.node_features, family.chunk_size
+    k = min(k, nodes.shape[0])
+    for start in range(0, feats.shape[0], chunk):
+        e = lam @ feats[start : start + chunk].t()
+        idx = torch.arange(start, start + e.shape[1], device=lam.device).expand_as(e)
+        if best_e is not None:
+            e, idx = torch.cat([best_e, e], -1), torch.cat([best_i, idx], -1)
+        best_e, pos = e.topk(min(k, e.shape[1]), dim=-1)
+        best_i = idx.gather(-1, pos)
+    return nodes[best_i]  # (B, k, D)
+
+
+def _energy_grad_hessian(x: Tensor, lam: Tensor, family):
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        phi, jac = family.features_and_jacobian(x)
+        energy = (phi * lam[:, None]).sum(-1)
+        grad = (jac * lam[:, None, None]).sum(-1)  # (B, k, D)
+        rows = [torch.autograd.grad(grad[..., d].sum(), x, retain_graph=d + 1 < x.shape[-1])[0] for d in range(x.shape[-1])]
+    return energy.detach(), grad.detach(), torch.stack(rows, dim=-2)
+
+
+def _energy(x: Tensor, lam: Tensor, family) -> Tensor:
+    return (family.features(x) * lam[:, None]).sum(-1)
+
+
+def find_mode(natural_params: Tensor, family, candidates: int = 4, iterations: int = 30) -> Tensor:
+    """Highest-density point for each row of ``natural_params``; shape ``batch_shape + (D,)``."""
+    batch_shape = natural_params.shape[:-1]
+    lam = natural_params.detach().reshape(-1, family.num_params)
+    with torch.no_grad():
+        x = _coarse_candidates(lam, family, candidates)
+    dim = family.dim
+    for _ in range(iterations):
+        energy, grad, hess = _energy_grad_hessian(x, lam, family)
+        with torch.no_grad():
+            # Newton direction where -H is positive definite, gradient direction elsewhere
+            chol, info = torch.linalg.cholesky_ex(-hess)
+            newton = torch.cholesky_solve(grad.unsqueeze(-1), chol).squeeze(-1)
+            ok = (info == 0)[..., None] & torch.isfinite(newton).all(-1, keepdim=True)
+            scale = 1.0 / (grad.norm(dim=-1, keepdim=True) + hess.abs().amax((-1, -2))[..., None] + 1e-12)
+            direction = torch.where(ok, newton, grad * scale)
+            step = torch.ones_like(energy)
+            accepted = torch.zeros_like(energy, dtype=torch.bool)
+            new_x = x.clone()
+            for _ in range(20):
+                trial = (x + step[..., None] * direction).clamp(-1.0, 1.0)
+                better = (_energy(trial, lam, family) > energy) & ~accepted
+                new_x = torch.where(better[..., None], trial, new_x)
+                accepted |= better
+                step = torch.where(accepted, step, step / 2)
+            if not accepted.any():
+                break
+            x = new_x
+    with torch.no_grad():
+        best = _energy(x, lam, family).argmax(dim=-1)
+        mode = x[torch.arange(x.shape[0], device=x.device), best]
+    return mode.reshape(*batch_shape, dim)
