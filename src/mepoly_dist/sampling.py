@@ -1,43 +1,45 @@
-r"""Continuous sampling from MePoly by rejection from a piecewise log-linear envelope.
+r"""Continuous sampling from MePoly by rejection from an adaptive piecewise log-linear envelope.
 
 The paper's implementation draws a quadrature node from the discrete masses (appendix,
 "Sampling draws a grid point by inverse-CDF"), so every action lies on the grid.  Here
-samples are continuous and follow the density itself:
+samples are continuous and follow the density itself.
 
-1. Split :math:`[-1,1]^D` into :math:`G^D` cells of width :math:`h = 2/G` with centres
-   :math:`c_j`.  In cell :math:`j` the energy :math:`E(x) = \lambda^\top\phi(x)` is bounded by the
-   log-linear envelope
+1. **Cells.**  The cube is split into :math:`G^D` boxes whose edges sit at the Chebyshev points
+   :math:`-\cos(\pi i / G)`: a polynomial of degree :math:`n` varies on a scale :math:`\sim 1/n^2`
+   near the ends of :math:`[-1, 1]` and :math:`\sim 1/n` in the middle, and so do these cells.
+2. **Envelope.**  In a cell with centre :math:`c` and half-widths :math:`k` the energy
+   :math:`E(x) = \lambda^\top\phi(x)` is bounded by
 
-   .. math:: E(x) \le E(c_j) + g_j^\top (x - c_j) + B_j, \qquad g_j = \nabla E(c_j),
+   .. math:: E(x) \le E(c) + g^\top (x - c) + B, \qquad g = \nabla E(c),
 
-   where :math:`B_j` bounds the residual
-   :math:`R_j(x) = E(x) - E(c_j) - g_j^\top(x - c_j)` on the cell.  The residual is
-   evaluated on the cell's :math:`3^D` stencil (corners, edge and face midpoints,
-   centre).  From it come a finite-difference Hessian :math:`\tilde H` and the bound of
-   its quadratic form on the box, :math:`\tfrac{1}{2}(h/2)^2\big(\sum_d \tilde H_{dd}^+ +
-   \sum_{d \ne e}|\tilde H_{de}|\big)` (exact for a quadratic residual, which is what the
-   residual is as the cells shrink), plus the largest misfit of the quadratic model on
-   the stencil (odd and higher-order terms).  :math:`B_j` is ``safety`` times their sum,
-   and at least the largest stencil residual.  Proposals that exceed the bound are counted
-   and reported with a ``RuntimeWarning`` (none occur in the test suite's sharp
-   multi-modal densities).
-2. The envelope mass of cell :math:`j` is closed-form,
-   :math:`M_j = e^{E(c_j) + B_j}\prod_d h\,\operatorname{sinhc}(g_{jd} h/2)`.  Draw a cell
-   with probability :math:`\propto M_j`, then each coordinate from its truncated
-   exponential :math:`\propto e^{g_{jd} t}` on the cell (exact inverse CDF).
-3. Accept with probability :math:`\exp(R_j(x) - B_j)`; otherwise propose again.
+   where :math:`B` bounds the residual :math:`R(x) = E(x) - E(c) - g^\top(x - c)`.  The residual is
+   evaluated on the cell's :math:`3^D` stencil :math:`x = c + k \odot s`, :math:`s \in \{-1,0,1\}^D`
+   (corners, edge and face midpoints, centre).  Its finite-difference Hessian in stencil units,
+   :math:`\tilde H_{dd} = R(e_d) + R(-e_d)`,
+   :math:`\tilde H_{de} = \tfrac14[R(e_d{+}e_e) - R(e_d{-}e_e) - R(-e_d{+}e_e) + R(-e_d{-}e_e)]`,
+   bounds the quadratic model on the cell,
+   :math:`\max_{|s_d| \le 1} \tfrac12 s^\top\tilde H s \le \tfrac12\big(\sum_d \tilde H_{dd}^+ + \sum_{d\ne e}|\tilde H_{de}|\big)`
+   (exact for a quadratic residual, which is what the residual becomes as cells shrink), and the
+   largest misfit of that model on the stencil measures odd and higher-order terms.  :math:`B` is
+   ``safety`` times their sum, and at least the largest stencil residual.
+3. **Refinement.**  A cell whose residual spread on the stencil (the bound minus the lowest stencil
+   residual) exceeds ``max_spread`` (its acceptance rate could be below about :math:`e^{-3}`) and whose envelope mass is within :math:`e^{-35}` of the largest lower estimate of a cell mass
+   in its row (envelope mass times :math:`e^{-\text{spread}}`) is split into :math:`2^D` children, recursively.  This is what keeps sharply peaked densities
+   (:math:`|\lambda| \sim 10^4`) cheap; cells left unrefined for lack of mass hold less than
+   :math:`\approx 10^{-12}` of it and are still sampled exactly through their envelopes.
+4. **Proposal.**  The envelope mass of a cell is closed-form,
+   :math:`M = e^{E(c) + B}\prod_d 2k_d\,\operatorname{sinhc}(g_d k_d)`.  Draw a cell with probability
+   :math:`\propto M`, then each coordinate from its truncated exponential :math:`\propto e^{g_d t}`
+   (exact inverse CDF), and **accept** with probability :math:`\exp(R(x) - B)`.
 
-Accepted points are exact draws from :math:`p_\lambda` whenever the bound holds.  The
-acceptance rate is about :math:`e^{-\bar B}`, close to one when the cells resolve the
-density's curvature.  The cell grid is chosen per dimension so the envelope costs about
-one pass of the normalizer; extremely peaked densities (curvature unresolved by the
-cells) are slower to sample and raise a clear error after ``max_rounds``.
+Accepted points are exact draws from :math:`p_\lambda` wherever the bound holds; proposals that
+exceed it are counted and reported with a ``RuntimeWarning`` (none occur in the test suite's sharp
+multi-modal densities).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 
 import torch
@@ -45,92 +47,188 @@ from torch import Tensor
 
 __all__ = ["default_cells_per_dim", "sample_mepoly"]
 
-#: target number of lattice points ((2G+1)^D) used to build the envelope
-LATTICE_BUDGET = 20000
+#: target number of lattice points ((2G+1)^D) for the first level of cells: 1-2 D densities of
+#: order <= 14 are resolved by ~33 Chebyshev cells per axis; from 3 D on the first level gets a
+#: larger budget so that fewer cells need refining
+LATTICE_BUDGET = {1: 1025, 2: 4500}
+LATTICE_BUDGET_HIGH_DIM = 40000
+#: cells whose envelope mass is this far (in log) below their row's largest are not refined
+NEGLIGIBLE_LOG_MASS = 35.0
 
 
 def default_cells_per_dim(dim: int) -> int:
-    """Largest G with (2G+1)^dim <= LATTICE_BUDGET (at most 4096 cells in 1-D)."""
-    return max(1, min(4096, int((LATTICE_BUDGET ** (1.0 / dim) - 1) // 2)))
+    """Largest G with (2G+1)^dim within the lattice budget of the dimension."""
+    budget = LATTICE_BUDGET.get(dim, LATTICE_BUDGET_HIGH_DIM)
+    return max(1, int((budget ** (1.0 / dim) + 1e-9 - 1) // 2))
 
 
-class _Envelope:
-    """Cell geometry and precomputed features for one (family, G, device, dtype)."""
+class _Stencil:
+    """Index bookkeeping of the 3^D stencil {-1, 0, 1}^D (shared by all cells of one dimension)."""
+
+    def __init__(self, dim: int, dtype, device):
+        offsets = list(itertools.product((-1, 0, 1), repeat=dim))
+        self.offsets = torch.tensor(offsets, dtype=dtype, device=device)  # (S, D)
+        code = {s: i for i, s in enumerate(offsets)}
+        vec = lambda entries: tuple(entries.get(k, 0) for k in range(dim))
+        self.axis = [(code[vec({d: 1})], code[vec({d: -1})]) for d in range(dim)]
+        self.pairs = [
+            (d, e, [code[vec({d: a, e: b})] for a, b in ((1, 1), (1, -1), (-1, 1), (-1, -1))])
+            for d in range(dim)
+            for e in range(d + 1, dim)
+        ]
+        self.outer = self.offsets[:, :, None] * self.offsets[:, None, :]  # (S, D, D)
+        self.children = torch.tensor(list(itertools.product((-0.5, 0.5), repeat=dim)), dtype=dtype, device=device)
+
+    def bound(self, stencil_energy: Tensor, scaled_grad: Tensor, safety: float):
+        """Residual bound and residual spread (bound minus the lowest stencil residual) from
+        energies on the stencil (..., S) and k * grad (..., D)."""
+        centre = self.offsets.shape[0] // 2  # the stencil point s = 0
+        residual = stencil_energy - stencil_energy[..., centre, None] - scaled_grad @ self.offsets.t()
+        hess = torch.diag_embed(torch.stack([residual[..., p] + residual[..., m] for p, m in self.axis], -1))
+        for d, e, (pp, pm, mp, mm) in self.pairs:
+            cross = (residual[..., pp] - residual[..., pm] - residual[..., mp] + residual[..., mm]) / 4
+            hess[..., d, e] = cross
+            hess[..., e, d] = cross
+        diag = hess.diagonal(dim1=-2, dim2=-1)
+        quad = 0.5 * (diag.clamp_min(0).sum(-1) + hess.abs().sum((-1, -2)) - diag.abs().sum(-1))
+        model = 0.5 * (hess.flatten(-2) @ self.outer.flatten(-2).t())
+        misfit = (residual - model).abs().amax(-1)
+        bound = torch.maximum(safety * (quad + misfit), residual.amax(-1)).clamp_min(0.0)
+        return bound, bound - residual.amin(-1)
+
+
+def _log_mass(e_c: Tensor, scaled_grad: Tensor, half: Tensor, bound: Tensor) -> Tensor:
+    """log of the envelope mass exp(E(c) + B) prod_d 2 k_d sinhc(g_d k_d)."""
+    z = scaled_grad.abs()
+    log_sinhc = torch.where(z < 1e-4, z * z / 6, z + torch.log1p(-torch.exp(-2 * z)) - torch.log(2 * z.clamp_min(1e-4)))
+    return e_c + bound + log_sinhc.sum(-1) + torch.log(2 * half).sum(-1)
+
+
+class _Lattice:
+    """The first level of cells on the cube and the features of its (2G+1)^D lattice."""
 
     def __init__(self, family, cells: int):
         dim, G = family.dim, cells
-        self.cells, self.width = G, 2.0 / G
         dtype, device = family.dtype, family.device
-        line = torch.linspace(-1.0, 1.0, 2 * G + 1, dtype=torch.float64)
-        lattice = torch.cartesian_prod(*([line] * dim)).reshape(-1, dim)
+        edges = -torch.cos(torch.pi * torch.arange(G + 1, dtype=torch.float64) / G)
+        edges[0], edges[-1] = -1.0, 1.0
+        mids = (edges[1:] + edges[:-1]) / 2
+        line = torch.cat([torch.stack([edges[:-1], mids], -1).reshape(-1), edges[-1:]])  # edge, mid, ..., edge
+        points = torch.cartesian_prod(*([line] * dim)).reshape(-1, dim)
         strides = torch.tensor([(2 * G + 1) ** (dim - 1 - d) for d in range(dim)])
-        cell_index = torch.cartesian_prod(*([torch.arange(G)] * dim)).reshape(-1, dim)
-        offsets = torch.tensor(list(itertools.product((-1, 0, 1), repeat=dim)))  # (3^D, D)
-        self.center_lattice = (2 * cell_index + 1) @ strides  # (C,)
-        self.stencil = (2 * cell_index[:, None, :] + 1 + offsets[None]) @ strides  # (C, 3^D)
-        self.stencil_offsets = (offsets * (self.width / 2)).to(dtype=dtype, device=device)
-        # stencil positions of +-e_d and of (+-e_d +-e_e): finite-difference Hessian
-        code = lambda o: int(sum((o[d] + 1) * 3 ** (dim - 1 - d) for d in range(dim)))
-        unit = lambda d, sign: [sign if k == d else 0 for k in range(dim)]
-        self.axis = torch.tensor([[code(unit(d, 1)), code(unit(d, -1))] for d in range(dim)], device=device)
-        pair = lambda d, e, sd, se: code([sd if k == d else se if k == e else 0 for k in range(dim)])
-        self.pairs = torch.tensor(
-            [[pair(d, e, 1, 1), pair(d, e, 1, -1), pair(d, e, -1, 1), pair(d, e, -1, -1)] for d in range(dim) for e in range(dim) if d < e],
-            dtype=torch.long,
-            device=device,
-        ).reshape(-1, 4)
-        self.pair_index = [(d, e) for d in range(dim) for e in range(dim) if d < e]
-        half_offsets = self.stencil_offsets
-        self.outer = half_offsets[:, :, None] * half_offsets[:, None, :]  # (S, D, D)
-        self.centers = lattice[self.center_lattice].to(dtype=dtype, device=device)
-        self.lattice_features = family.features(lattice).to(dtype=dtype, device=device)
-        _, jac = family.features_and_jacobian(lattice[self.center_lattice])
-        self.center_jacobian = jac.to(dtype=dtype, device=device)  # (C, D, F)
-        self.center_lattice = self.center_lattice.to(device)
-        self.stencil = self.stencil.to(device)
-
-    def bounds(self, lam: Tensor, safety: float):
-        """Per cell: centre energy, gradient, residual bound and log envelope mass."""
-        energy = lam @ self.lattice_features.t()  # (B, L)
-        e_c = energy[:, self.center_lattice]  # (B, C)
-        grad = torch.einsum("bf,cdf->bcd", lam, self.center_jacobian)  # (B, C, D)
-        linear = torch.einsum("bcd,sd->bcs", grad, self.stencil_offsets)
-        residual = energy[:, self.stencil] - e_c[..., None] - linear  # (B, C, 3^D)
-        hh2 = (self.width / 2) ** 2
-        diag = (residual[..., self.axis[:, 0]] + residual[..., self.axis[:, 1]]) / hh2  # (B, C, D); R(0) = 0
-        hess = torch.diag_embed(diag)
-        for k, (d, e) in enumerate(self.pair_index):
-            p = self.pairs[k]
-            cross = (residual[..., p[0]] - residual[..., p[1]] - residual[..., p[2]] + residual[..., p[3]]) / (4 * hh2)
-            hess[..., d, e] = cross
-            hess[..., e, d] = cross
-        quad_bound = 0.5 * hh2 * (diag.clamp_min(0).sum(-1) + (hess.abs().sum((-1, -2)) - diag.abs().sum(-1)))
-        model = 0.5 * torch.einsum("bcde,sde->bcs", hess, self.outer)
-        misfit = (residual - model).abs().amax(dim=-1)
-        bound = torch.maximum(safety * (quad_bound + misfit), residual.amax(dim=-1)).clamp_min(0.0)
-        z = (grad * (self.width / 2)).abs()
-        log_sinhc = torch.where(
-            z < 1e-4, z * z / 6, z + torch.log1p(-torch.exp(-2 * z)) - torch.log(2 * z.clamp_min(1e-4))
-        )
-        log_mass = e_c + bound + log_sinhc.sum(-1)  # the constant h^D is dropped
-        return e_c, grad, bound, log_mass
+        cell_index = torch.cartesian_prod(*([torch.arange(G)] * dim)).reshape(-1, dim)  # (C, D)
+        self.stencil = _Stencil(dim, dtype, device)
+        offsets = self.stencil.offsets.long().cpu()
+        self.stencil_index = ((2 * cell_index[:, None, :] + 1 + offsets[None]) @ strides).to(device)  # (C, S)
+        center_index = (2 * cell_index + 1) @ strides
+        self.centers = points[center_index].to(dtype=dtype, device=device)  # (C, D)
+        self.half = ((edges[1:] - edges[:-1]) / 2)[cell_index].to(dtype=dtype, device=device)  # (C, D)
+        self.features = family.features(points).to(dtype=dtype, device=device)  # (L, F)
+        self.jacobian = family.features_and_jacobian(points[center_index])[1].to(dtype=dtype, device=device)  # (C, D, F)
 
 
-def _envelope(family, cells: int) -> _Envelope:
+def _lattice(family, cells: int) -> _Lattice:
     key = (cells, family.dtype, str(family.device))
     if key not in family._sampler_cache:
-        family._sampler_cache[key] = _Envelope(family, cells)
+        family._sampler_cache[key] = _Lattice(family, cells)
     return family._sampler_cache[key]
 
 
-def _truncated_exponential(rate: Tensor, width: float, u: Tensor) -> Tensor:
-    """Inverse CDF of the density proportional to exp(rate * t) on [-width/2, width/2]."""
-    a = rate.abs()
-    # tau in [0, width] with density ~ exp(-a tau)
+class _Cells:
+    """Flat arrays of leaf cells: row, centre, half-width, centre energy, gradient, residual bound,
+    residual spread, log envelope mass."""
+
+    def __init__(self, row, center, half, e_c, grad, bound, spread, log_mass):
+        self.row, self.center, self.half, self.e_c, self.grad = row, center, half, e_c, grad
+        self.bound, self.spread, self.log_mass = bound, spread, log_mass
+
+    def select(self, mask: Tensor) -> "_Cells":
+        return _Cells(*(a[mask] for a in self.fields()))
+
+    def fields(self):
+        return self.row, self.center, self.half, self.e_c, self.grad, self.bound, self.spread, self.log_mass
+
+    @staticmethod
+    def cat(parts) -> "_Cells":
+        return _Cells(*(torch.cat(f) for f in zip(*(p.fields() for p in parts))))
+
+
+def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int) -> _Cells:
+    parts = []
+    C = lat.centers.shape[0]
+    for start in range(0, lam.shape[0], batch_block):
+        rows = lam[start : start + batch_block]
+        energy = rows @ lat.features.t()  # (b, L)
+        grad = torch.einsum("bf,cdf->bcd", rows, lat.jacobian)  # (b, C, D)
+        scaled = grad * lat.half
+        stencil_energy = energy[:, lat.stencil_index]  # (b, C, S)
+        bound, spread = lat.stencil.bound(stencil_energy, scaled, safety)
+        e_c = stencil_energy[..., lat.stencil_index.shape[1] // 2]
+        log_mass = _log_mass(e_c, scaled, lat.half, bound)
+        b = rows.shape[0]
+        row = torch.arange(start, start + b, device=lam.device).repeat_interleave(C)
+        parts.append(
+            _Cells(
+                row,
+                lat.centers.repeat(b, 1),
+                lat.half.repeat(b, 1),
+                e_c.reshape(-1),
+                grad.reshape(-1, grad.shape[-1]),
+                bound.reshape(-1),
+                spread.reshape(-1),
+                log_mass.reshape(-1),
+            )
+        )
+    return _Cells.cat(parts)
+
+
+def _cell_envelopes(lam: Tensor, row: Tensor, center: Tensor, half: Tensor, family, stencil: _Stencil, safety: float) -> _Cells:
+    points = center[:, None] + stencil.offsets[None] * half[:, None]  # (K, S, D)
+    stencil_energy = (family.features(points) * lam[row][:, None]).sum(-1)  # (K, S)
+    grad = (family.features_and_jacobian(center)[1] * lam[row][:, None]).sum(-1)  # (K, D)
+    scaled = grad * half
+    bound, spread = stencil.bound(stencil_energy, scaled, safety)
+    e_c = stencil_energy[:, stencil.offsets.shape[0] // 2]
+    return _Cells(row, center, half, e_c, grad, bound, spread, _log_mass(e_c, scaled, half, bound))
+
+
+def _row_max(values: Tensor, row: Tensor, rows: int) -> Tensor:
+    out = torch.full((rows,), -torch.inf, dtype=values.dtype, device=values.device)
+    return out.scatter_reduce(0, row, values, reduce="amax")
+
+
+def _refine(cells: _Cells, lam: Tensor, family, stencil: _Stencil, safety: float, max_spread: float, max_depth: int, max_cells: int, block: int) -> _Cells:
+    B = lam.shape[0]
+    for _ in range(max_depth):
+        # a cell is negligible only if its envelope (upper bound) is far below another cell's lower
+        # estimate (envelope minus residual spread)
+        lower = _row_max(cells.log_mass - cells.spread, cells.row, B)
+        significant = cells.log_mass >= lower[cells.row] - NEGLIGIBLE_LOG_MASS
+        loose = (cells.spread > max_spread) & significant
+        n_split = int(loose.sum())
+        n_children = n_split * stencil.children.shape[0]
+        if n_split == 0 or cells.row.numel() + n_children > max_cells:
+            break
+        parents = cells.select(loose)
+        half = (parents.half / 2).repeat_interleave(stencil.children.shape[0], 0)
+        center = parents.center.repeat_interleave(stencil.children.shape[0], 0) + stencil.children.repeat(n_split, 1) * parents.half.repeat_interleave(stencil.children.shape[0], 0)
+        row = parents.row.repeat_interleave(stencil.children.shape[0])
+        children = [
+            _cell_envelopes(lam, row[s : s + block], center[s : s + block], half[s : s + block], family, stencil, safety)
+            for s in range(0, n_children, block)
+        ]
+        cells = _Cells.cat([cells.select(~loose)] + children)
+    return cells
+
+
+def _truncated_exponential(rate: Tensor, half: Tensor, u: Tensor) -> Tensor:
+    """Inverse CDF of the density proportional to exp(rate * t) on [-half, half]."""
+    a, width = rate.abs(), 2 * half
     ah = a * width
+    # tau in [0, width] with density ~ exp(-a tau)
     tau = torch.where(ah < 1e-9, (1 - u) * width, -torch.log1p((1 - u) * torch.expm1(-ah)) / a.clamp_min(1e-300))
-    tau = tau.clamp(0.0, width)
-    return torch.where(rate > 0, width / 2 - tau, tau - width / 2)
+    tau = torch.minimum(tau.clamp_min(0.0), width)
+    return torch.where(rate > 0, half - tau, tau - half)
 
 
 def sample_mepoly(
@@ -139,30 +237,32 @@ def sample_mepoly(
     num_samples: int,
     cells: int | None = None,
     safety: float = 1.5,
-    max_rounds: int = 500,
+    max_spread: float = 3.0,
+    max_depth: int = 16,
+    max_cells: int = 1 << 21,
+    max_rounds: int = 1000,
     block: int = 1 << 16,
-    batch_block: int = 256,
+    batch_block: int = 128,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Draw ``num_samples`` points for each row of ``lam`` (``(B, F)``); returns ``(num_samples, B, D)``."""
     B, dim = lam.shape[0], family.dim
-    cells = default_cells_per_dim(dim) if cells is None else int(cells)
-    env = _envelope(family, cells)
-    h = env.width
     out = torch.empty(num_samples, B, dim, dtype=lam.dtype, device=lam.device)
     if num_samples == 0 or B == 0:
         return out
-    e_c, grad, bound, log_mass = [], [], [], []
-    for start in range(0, B, batch_block):
-        parts = env.bounds(lam[start : start + batch_block], safety)
-        for acc, part in zip((e_c, grad, bound, log_mass), parts):
-            acc.append(part)
-    e_c, grad, bound, log_mass = (torch.cat(p) for p in (e_c, grad, bound, log_mass))
-    C = e_c.shape[1]
-    # flattened CDF over (batch, cell): row b occupies (b, b + 1]
-    probs = torch.softmax(log_mass.double(), dim=-1)
-    cdf = (torch.cumsum(probs, dim=-1).clamp(max=1.0) + torch.arange(B, dtype=torch.float64, device=lam.device)[:, None]).reshape(-1)
-    cdf[C - 1 :: C] = torch.arange(1, B + 1, dtype=torch.float64, device=lam.device)
+    cells_per_dim = default_cells_per_dim(dim) if cells is None else int(cells)
+    lat = _lattice(family, cells_per_dim)
+    leaves = _first_level(lam, lat, safety, batch_block)
+    leaves = _refine(leaves, lam, family, lat.stencil, safety, max_spread, max_depth, max_cells, block)
+    order = torch.argsort(leaves.row, stable=True)
+    leaves = leaves.select(order)
+    # flattened CDF over (row, cell): row b occupies (b, b + 1]
+    weight = torch.exp(leaves.log_mass.double() - _row_max(leaves.log_mass.double(), leaves.row, B)[leaves.row])
+    cumulative = torch.cumsum(weight, 0)
+    totals = torch.zeros(B, dtype=torch.float64, device=lam.device).index_add_(0, leaves.row, weight)
+    before = torch.cumsum(totals, 0) - totals  # mass of all earlier rows
+    cdf = leaves.row.double() + ((cumulative - before[leaves.row]) / totals[leaves.row]).clamp(max=1.0)
+    K = cdf.numel()
     pending = torch.arange(num_samples * B, device=lam.device)  # slot = i * B + b
     violations = 0
     for _ in range(max_rounds):
@@ -173,29 +273,28 @@ def sample_mepoly(
             slots = pending[start : start + block]
             b = slots % B
             u = torch.rand(slots.shape, dtype=torch.float64, device=lam.device, generator=generator)
-            flat = torch.searchsorted(cdf, b.double() + u).clamp(max=B * C - 1)
-            j = flat - b * C
-            rate = grad[b, j]  # (k, D)
-            t = _truncated_exponential(rate, h, torch.rand(rate.shape, dtype=lam.dtype, device=lam.device, generator=generator))
-            x = (env.centers[j] + t).clamp(-1.0, 1.0)
-            energy = (family.features(x) * lam[b]).sum(-1)
-            residual = energy - e_c[b, j] - (rate * t).sum(-1)
-            excess = residual - bound[b, j]
-            violations += int((excess > 1e-6 * (1 + bound[b, j])).sum())
-            logu = torch.log(torch.rand(excess.shape, dtype=lam.dtype, device=lam.device, generator=generator))
-            accept = logu < excess
+            j = torch.searchsorted(cdf, b.double() + u).clamp(max=K - 1)
+            j = torch.where(leaves.row[j] < b, j + 1, j)  # u = 0 lands on the previous row's last cell
+            rate, half, center = leaves.grad[j], leaves.half[j], leaves.center[j]
+            t = _truncated_exponential(rate, half, torch.rand(rate.shape, dtype=lam.dtype, device=lam.device, generator=generator))
+            x = (center + t).clamp(-1.0, 1.0)
+            terms = family.features(x) * lam[b]
+            excess = terms.sum(-1) - leaves.e_c[j] - (rate * (x - center)).sum(-1) - leaves.bound[j]
+            # a violation must exceed the rounding error of the energies themselves
+            rounding = 64 * torch.finfo(lam.dtype).eps * terms.abs().sum(-1)
+            violations += int((excess > 1e-6 * (1 + leaves.bound[j]) + rounding).sum())
+            accept = torch.log(torch.rand(excess.shape, dtype=lam.dtype, device=lam.device, generator=generator)) < excess
             out.view(-1, dim)[slots[accept]] = x[accept]
             keep.append(slots[~accept])
         pending = torch.cat(keep)
-    else:
-        if pending.numel():
-            raise RuntimeError(
-                f"MePoly sampling: {pending.numel()} of {num_samples * B} samples still rejected after {max_rounds} rounds; "
-                f"the density is too peaked for a {cells}^{dim} cell envelope (pass a larger `cells`)"
-            )
+    if pending.numel():
+        raise RuntimeError(
+            f"MePoly sampling: {pending.numel()} of {num_samples * B} samples still rejected after {max_rounds} rounds; "
+            f"the cell envelope cannot resolve this density (pass a larger `cells` or `max_cells`)"
+        )
     if violations:
         warnings.warn(
-            f"MePoly sampling: {violations} proposals exceeded the envelope bound (cells={cells}, safety={safety}); "
+            f"MePoly sampling: {violations} proposals exceeded the envelope bound (cells={cells_per_dim}, safety={safety}); "
             "samples near those points are slightly under-weighted; increase `cells` or `safety`",
             RuntimeWarning,
             stacklevel=3,
