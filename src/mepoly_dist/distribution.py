@@ -94,14 +94,17 @@ class MePoly(ExponentialFamily):
         return new
 
     # -- normalizer ---------------------------------------------------------------------
+    def _chunk(self) -> int:
+        return self.family.chunk_for(self.batch_shape.numel())
+
     def _expect(self, values: Tensor | None = None) -> Tensor:
         fam = self.family
-        return expectation(self.natural_params, fam.node_features, fam.log_weights, values, fam.chunk_size)
+        return expectation(self.natural_params, fam.node_features, fam.log_weights, values, self._chunk())
 
     @lazy_property
     def _log_partition_and_entropy(self):
         fam = self.family
-        return log_partition_and_entropy(self.natural_params, fam.node_features, fam.log_weights, fam.chunk_size)
+        return log_partition_and_entropy(self.natural_params, fam.node_features, fam.log_weights, self._chunk())
 
     @property
     def log_partition(self) -> Tensor:
@@ -166,7 +169,8 @@ class MePoly(ExponentialFamily):
 
     def _log_normalizer(self, natural_params):
         fam = self.family
-        return log_partition_and_entropy(natural_params, fam.node_features, fam.log_weights, fam.chunk_size)[0]
+        chunk = fam.chunk_for(natural_params.shape[:-1].numel())
+        return log_partition_and_entropy(natural_params, fam.node_features, fam.log_weights, chunk)[0]
 
     @property
     def _mean_carrier_measure(self):

@@ -19,6 +19,10 @@ from torch import Tensor, nn
 
 from . import basis as _basis
 from .normalizer import DEFAULT_CHUNK
+
+#: small batches stream larger chunks, up to this many batch x node elements per step, so a
+#: batch of one does not pay a Python step per ``chunk_size`` nodes
+CHUNK_ELEMENTS = 1 << 18
 from .quadrature import QuadratureRule, make_rule
 
 __all__ = ["MePolyFamily"]
@@ -34,7 +38,8 @@ class MePolyFamily(nn.Module):
         quadrature: a :class:`~mepoly_dist.quadrature.QuadratureRule`, a spec string such as
             ``"gauss_legendre:64"`` (see :func:`~mepoly_dist.quadrature.make_rule`) or None for
             the default rule of this dimension.
-        chunk_size: quadrature nodes per step of the streaming normalizer.
+        chunk_size: quadrature nodes per step of the streaming normalizer (for large batches;
+            see :meth:`chunk_for`).
         dtype: floating dtype of the node features (default: ``torch.get_default_dtype()``).
 
     Example::
@@ -103,6 +108,11 @@ class MePolyFamily(nn.Module):
 
     def same_family(self, other: "MePolyFamily") -> bool:
         return self is other or (isinstance(other, MePolyFamily) and self.config == other.config)
+
+    def chunk_for(self, batch_size: int) -> int:
+        """Nodes per streaming step for a batch: ``chunk_size``, or more for small batches
+        (memory stays below ``max(batch x chunk_size, CHUNK_ELEMENTS)`` elements)."""
+        return max(self.chunk_size, CHUNK_ELEMENTS // max(int(batch_size), 1))
 
     def features(self, x: Tensor) -> Tensor:
         r""":math:`\phi(x)` for ``x`` of shape ``(..., dim)``; returns ``(..., num_params)``."""

@@ -206,25 +206,27 @@ class _LogPartitionEntropy(torch.autograd.Function):
         return gA[:, None] * mu + gH[:, None] * G, None, None, None
 
 
-def _flatten(lam: Tensor, feats: Tensor):
-    return lam.reshape(-1, feats.shape[-1]), lam.shape[:-1]
+def _flatten(lam: Tensor, feats: Tensor, chunk: int):
+    if int(chunk) < 1:
+        raise ValueError(f"chunk must be a positive number of nodes, got {chunk!r}")
+    return lam.reshape(-1, feats.shape[-1]), lam.shape[:-1], int(chunk)
 
 
 def log_partition_and_entropy(lam: Tensor, feats: Tensor, log_weights: Tensor, chunk: int = DEFAULT_CHUNK):
     """Log-partition ``A(lam)`` and entropy ``H(lam)`` (each of shape ``lam.shape[:-1]``).
 
-    ``feats`` are the node features ``(N, F)``, ``log_weights`` ``(N,)``.  Differentiable
-    twice in ``lam``.
+    ``feats`` are the node features ``(N, F)``, ``log_weights`` ``(N,)``; ``chunk`` is the
+    number of nodes per streaming step.  Differentiable twice in ``lam``.
     """
-    flat, batch_shape = _flatten(lam, feats)
-    A, H = _LogPartitionEntropy.apply(flat, feats, log_weights, int(chunk))
+    flat, batch_shape, chunk = _flatten(lam, feats, chunk)
+    A, H = _LogPartitionEntropy.apply(flat, feats, log_weights, chunk)
     return A.reshape(batch_shape), H.reshape(batch_shape)
 
 
 def expectation(lam: Tensor, feats: Tensor, log_weights: Tensor, values: Tensor | None = None, chunk: int = DEFAULT_CHUNK):
     """``E_p[g]`` for node values ``values`` ``(N, V)`` (the features when None); returns
     ``lam.shape[:-1] + (V,)``.  Differentiable twice in ``lam``."""
-    flat, batch_shape = _flatten(lam, feats)
+    flat, batch_shape, chunk = _flatten(lam, feats, chunk)
     values = feats if values is None else values
-    out = _Expectation.apply(flat, feats, log_weights, values, int(chunk))
+    out = _Expectation.apply(flat, feats, log_weights, values, chunk)
     return out.reshape(*batch_shape, values.shape[-1])
