@@ -55,6 +55,11 @@ def find_mode(natural_params: Tensor, family, candidates: int = 4, iterations: i
     for _ in range(iterations):
         energy, grad, hess = _energy_grad_hessian(x, lam, family)
         with torch.no_grad():
+            # active set: coordinates on a face of the cube whose gradient points outward stay fixed
+            fixed = ((x >= 1) & (grad > 0)) | ((x <= -1) & (grad < 0))
+            grad = grad.masked_fill(fixed, 0.0)
+            pair = fixed[..., :, None] | fixed[..., None, :]
+            hess = hess.masked_fill(pair, 0.0) - torch.diag_embed(fixed.to(hess.dtype))
             # Newton direction where -H is positive definite, gradient direction elsewhere
             chol, info = torch.linalg.cholesky_ex(-hess)
             newton = torch.cholesky_solve(grad.unsqueeze(-1), chol).squeeze(-1)
