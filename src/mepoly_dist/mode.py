@@ -37,7 +37,10 @@ def _energy_grad_hessian(x: Tensor, lam: Tensor, family):
         phi, jac = family.features_and_jacobian(x)
         energy = (phi * lam[:, None]).sum(-1)
         grad = (jac * lam[:, None, None]).sum(-1)  # (B, k, D)
-        rows = [torch.autograd.grad(grad[..., d].sum(), x, retain_graph=d + 1 < x.shape[-1])[0] for d in range(x.shape[-1])]
+        if not grad.requires_grad:  # order 0 or 1: the gradient does not depend on x
+            return energy.detach(), grad.detach(), torch.zeros(*x.shape, x.shape[-1], dtype=x.dtype, device=x.device)
+        rows = [torch.autograd.grad(grad[..., d].sum(), x, retain_graph=d + 1 < x.shape[-1], allow_unused=True)[0] for d in range(x.shape[-1])]
+        rows = [torch.zeros_like(x) if r is None else r for r in rows]
     return energy.detach(), grad.detach(), torch.stack(rows, dim=-2)
 
 

@@ -254,8 +254,8 @@ def sample_mepoly(
     lat = _lattice(family, cells_per_dim)
     leaves = _first_level(lam, lat, safety, batch_block)
     leaves = _refine(leaves, lam, family, lat.stencil, safety, max_spread, max_depth, max_cells, block)
-    order = torch.argsort(leaves.row, stable=True)
-    leaves = leaves.select(order)
+    if bool((leaves.row[1:] < leaves.row[:-1]).any()):  # refinement appended children: group by row
+        leaves = leaves.select(torch.argsort(leaves.row, stable=True))
     # flattened CDF over (row, cell): row b occupies (b, b + 1]
     weight = torch.exp(leaves.log_mass.double() - _row_max(leaves.log_mass.double(), leaves.row, B)[leaves.row])
     cumulative = torch.cumsum(weight, 0)
