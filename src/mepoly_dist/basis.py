@@ -98,9 +98,15 @@ def _gather(table: Tensor, exponents: Tensor) -> Tensor:
 
 
 def features(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre") -> Tensor:
-    r""":math:`\phi(x)` for points ``x`` of shape ``(..., D)``; returns ``(..., F)``."""
-    table = univariate_table(x, order, basis)
-    return _gather(table, exponents).prod(dim=-2)
+    r""":math:`\phi(x)` for points ``x`` of shape ``(..., D)``; returns ``(..., F)``.
+
+    The product runs one dimension at a time, so memory stays ``(..., F)`` rather than
+    ``(..., D, F)``."""
+    table = univariate_table(x, order, basis)  # (..., D, n+1)
+    out = table[..., 0, :].index_select(-1, exponents[:, 0])
+    for d in range(1, exponents.shape[1]):
+        out = out * table[..., d, :].index_select(-1, exponents[:, d])
+    return out
 
 
 def features_and_jacobian(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre"):

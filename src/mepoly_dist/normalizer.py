@@ -86,8 +86,7 @@ def _online_pass(lam: Tensor, feats: Tensor, logw: Tensor, chunk: int, values: T
         m = m_new
         if entropy:
             wr = w * (e - m[:, None])
-            both = torch.cat([w, wr], dim=0) @ phi
-            dS1, dSrphi = both.split(lam.shape[0], dim=0)
+            dS1, dSrphi = w @ phi, wr @ phi
             dSr = wr.sum(-1)
         else:
             dS1 = w @ phi if not with_values else None
