@@ -1,8 +1,10 @@
 r"""The mode of MePoly: :math:`\arg\max_{x \in [-1,1]^D} \lambda^\top\phi(x)` (paper section 3.2:
 "action selection is a single-step energy minimization").
 
-Coarse search: the ``candidates`` best quadrature nodes (streamed in chunks, so memory
-stays ``batch x (candidates + chunk)``).  Refinement: projected Newton ascent from each
+Coarse search: the ``candidates`` best points among the quadrature nodes and the sampler's
+Chebyshev lattice, which includes the faces of the cube (streamed in chunks, so memory stays
+``batch x (candidates + chunk)``).  Several candidates are refined because near-tied maxima in
+different basins are common in multi-modal policies.  Refinement: projected Newton ascent from each
 candidate, with the exact gradient from :func:`mepoly_dist.basis.features_and_jacobian` and
 the Hessian by autograd; a step is taken only if it raises the energy (backtracking),
 falling back to gradient ascent where the Hessian is not negative definite.  The best
@@ -18,9 +20,15 @@ __all__ = ["find_mode"]
 
 
 def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
+    """The ``k`` highest-energy points among the quadrature nodes and the sampler's Chebyshev
+    lattice (which, unlike Gauss nodes, includes the faces of the cube, where modes often sit)."""
+    from .sampling import _lattice, default_cells_per_dim
+
+    lattice = _lattice(family, default_cells_per_dim(family.dim))
+    points = torch.cat([family.nodes, lattice.points.to(family.nodes)])
+    feats = torch.cat([family.node_features, lattice.features])
     best_e = best_i = None
-    nodes, feats, chunk = family.nodes, family.node_features, family.chunk_size
-    k = min(k, nodes.shape[0])
+    chunk = family.chunk_size
     for start in range(0, feats.shape[0], chunk):
         e = lam @ feats[start : start + chunk].t()
         idx = torch.arange(start, start + e.shape[1], device=lam.device).expand_as(e)
@@ -28,7 +36,7 @@ def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
             e, idx = torch.cat([best_e, e], -1), torch.cat([best_i, idx], -1)
         best_e, pos = e.topk(min(k, e.shape[1]), dim=-1)
         best_i = idx.gather(-1, pos)
-    return nodes[best_i]  # (B, k, D)
+    return points[best_i]  # (B, k, D)
 
 
 def _energy_grad_hessian(x: Tensor, lam: Tensor, family):
@@ -48,7 +56,7 @@ def _energy(x: Tensor, lam: Tensor, family) -> Tensor:
     return (family.features(x) * lam[:, None]).sum(-1)
 
 
-def find_mode(natural_params: Tensor, family, candidates: int = 4, iterations: int = 30) -> Tensor:
+def find_mode(natural_params: Tensor, family, candidates: int = 16, iterations: int = 30) -> Tensor:
     """Highest-density point for each row of ``natural_params``; shape ``batch_shape + (D,)``."""
     batch_shape = natural_params.shape[:-1]
     lam = natural_params.detach().reshape(-1, family.num_params)

@@ -136,6 +136,7 @@ class _Lattice:
         self.stencil_index = ((2 * cell_index[:, None, :] + 1 + offsets[None]) @ strides).to(device)  # (C, S)
         self.centers = points[center_index].to(dtype=dtype, device=device)  # (C, D)
         self.half = ((edges[1:] - edges[:-1]) / 2)[cell_index].to(dtype=dtype, device=device)  # (C, D)
+        self.points = points  # (L, D) float64, on the CPU
         self.features = family.features(points).to(dtype=dtype, device=device)  # (L, F)
         self.jacobian = family.features_and_jacobian(points[center_index])[1].to(dtype=dtype, device=device)  # (C, D, F)
 
