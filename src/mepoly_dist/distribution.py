@@ -94,17 +94,19 @@ class MePoly(ExponentialFamily):
         return new
 
     # -- normalizer ---------------------------------------------------------------------
-    def _chunk(self) -> int:
-        return self.family.chunk_for(self.batch_shape.numel())
-
     def _expect(self, values: Tensor | None = None) -> Tensor:
         fam = self.family
-        return expectation(self.natural_params, fam.node_features, fam.log_weights, values, self._chunk())
+        chunk = fam.chunk_for(self.batch_shape.numel())
+        return expectation(self.natural_params, fam.node_features, fam.log_weights, values, chunk)
+
+    def _normalize(self, natural_params: Tensor):
+        fam = self.family
+        chunk = fam.chunk_for(natural_params.shape[:-1].numel())
+        return log_partition_and_entropy(natural_params, fam.node_features, fam.log_weights, chunk)
 
     @lazy_property
     def _log_partition_and_entropy(self):
-        fam = self.family
-        return log_partition_and_entropy(self.natural_params, fam.node_features, fam.log_weights, self._chunk())
+        return self._normalize(self.natural_params)
 
     @property
     def log_partition(self) -> Tensor:
@@ -168,9 +170,7 @@ class MePoly(ExponentialFamily):
         return (self.natural_params,)
 
     def _log_normalizer(self, natural_params):
-        fam = self.family
-        chunk = fam.chunk_for(natural_params.shape[:-1].numel())
-        return log_partition_and_entropy(natural_params, fam.node_features, fam.log_weights, chunk)[0]
+        return self._normalize(natural_params)[0]
 
     @property
     def _mean_carrier_measure(self):

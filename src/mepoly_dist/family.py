@@ -19,13 +19,13 @@ from torch import Tensor, nn
 
 from . import basis as _basis
 from .normalizer import DEFAULT_CHUNK
+from .quadrature import QuadratureRule, make_rule
+
+__all__ = ["MePolyFamily"]
 
 #: small batches stream larger chunks, up to this many batch x node elements per step, so a
 #: batch of one does not pay a Python step per ``chunk_size`` nodes
 CHUNK_ELEMENTS = 1 << 18
-from .quadrature import QuadratureRule, make_rule
-
-__all__ = ["MePolyFamily"]
 
 
 class MePolyFamily(nn.Module):
