@@ -102,10 +102,10 @@ def features(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre") 
 
     The product runs one dimension at a time, so memory stays ``(..., F)`` rather than
     ``(..., D, F)``."""
-    table = univariate_table(x, order, basis)  # (..., D, n+1)
-    out = table[..., 0, :].index_select(-1, exponents[:, 0])
-    for d in range(1, exponents.shape[1]):
-        out = out * table[..., d, :].index_select(-1, exponents[:, d])
+    out = None
+    for d in range(exponents.shape[1]):
+        factor = univariate_table(x[..., d], order, basis).index_select(-1, exponents[:, d])
+        out = factor if out is None else out * factor
     return out
 
 

@@ -24,7 +24,9 @@ samples are continuous and follow the density itself.
    ``safety`` times their sum, and at least the largest stencil residual.
 3. **Refinement.**  A cell whose residual spread on the stencil (the bound minus the lowest stencil
    residual) exceeds ``max_spread`` (its acceptance rate could be below about :math:`e^{-3}`) and whose envelope mass is within :math:`e^{-35}` of the largest lower estimate of a cell mass
-   in its row (envelope mass times :math:`e^{-\text{spread}}`) is split into :math:`2^D` children, recursively.  This is what keeps sharply peaked densities
+   in its row (envelope mass times :math:`e^{-\text{spread}}`) is halved along the axis that carries
+   the most curvature (largest row sum of :math:`|\tilde H|`), recursively: a k-d tree, so a split
+   costs two children rather than :math:`2^D`.  This is what keeps sharply peaked densities
    (:math:`|\lambda| \sim 10^4`) cheap; cells left unrefined for lack of mass hold less than
    :math:`\approx 10^{-12}` of it and are still sampled exactly through their envelopes.
 4. **Proposal.**  The envelope mass of a cell is closed-form,
@@ -36,16 +38,16 @@ Accepted points are exact draws from :math:`p_\lambda` wherever the bound holds;
 exceed it are counted and reported with a ``RuntimeWarning`` (none occur in the test suite's sharp
 multi-modal densities).
 
-**Cost** (one core, measured): 1024 rows of a 2-D order-14 head take about 0.3 s; 10^6 draws
-from one sharply peaked 2-D density a few seconds.  Cells are a tensor construction, so the cost
-grows quickly with D: a 3-D order-8 head about 1.6 s per 1024 rows, a 4-D order-4 head about 11 s
-per 256 rows and a 6-D order-3 head about 90 s per 64 rows (memory stays bounded).  For D >= 4
-policies, products of low-dimensional MePoly blocks sample cheaply.
+**Cost** (one core, measured): 1024 rows of a 2-D order-14 head take about 0.3-0.5 s, eight rows
+with :math:`|\lambda| \sim 10^4` about 0.03 s, and 10^6 draws from one sharply peaked 2-D density
+about 10 s.  The first level of cells is a tensor grid, so the cost grows with D: a 3-D order-8
+head about 1.7 s per 1024 rows, a 4-D order-4 head about 1.4 s per 256 rows, 6-D order 3 and 8-D
+order 2 about 25-40 s per 64 rows (memory stays bounded).  For D >= 6 policies, products of
+low-dimensional MePoly blocks sample far more cheaply.
 """
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import torch
@@ -90,11 +92,10 @@ class _Stencil:
         #: position of each point in the full 3^D window (product order, first axis slowest)
         self.full_position = torch.tensor([sum((o[d] + 1) * 3 ** (dim - 1 - d) for d in range(dim)) for o in offsets], device=device)
         self.outer = self.offsets[:, :, None] * self.offsets[:, None, :]  # (S, D, D)
-        self.children = torch.tensor(list(itertools.product((-0.5, 0.5), repeat=dim)), dtype=dtype, device=device)
 
     def bound(self, stencil_energy: Tensor, scaled_grad: Tensor, safety: float):
-        """Residual bound and residual spread (bound minus the lowest stencil residual) from
-        energies on the stencil (..., S) and k * grad (..., D)."""
+        """Residual bound, residual spread (bound minus the lowest stencil residual) and the axis
+        to split (most curvature) from energies on the stencil (..., S) and k * grad (..., D)."""
         residual = stencil_energy - stencil_energy[..., self.centre, None] - scaled_grad @ self.offsets.t()
         hess = torch.diag_embed(torch.stack([residual[..., p] + residual[..., m] for p, m in self.axis], -1))
         for d, e, (pp, pm, mp, mm) in self.pairs:
@@ -106,7 +107,7 @@ class _Stencil:
         model = 0.5 * (hess.flatten(-2) @ self.outer.flatten(-2).t())
         misfit = (residual - model).abs().amax(-1)
         bound = torch.maximum(safety * (quad + misfit), residual.amax(-1)).clamp_min(0.0)
-        return bound, bound - residual.amin(-1)
+        return bound, bound - residual.amin(-1), hess.abs().sum(-1).argmax(-1)
 
 
 def _log_mass(e_c: Tensor, scaled_grad: Tensor, half: Tensor, bound: Tensor) -> Tensor:
@@ -162,17 +163,17 @@ def _lattice(family, cells: int) -> _Lattice:
 
 class _Cells:
     """Flat arrays of leaf cells: row, centre, half-width, centre energy, gradient, residual bound,
-    residual spread, log envelope mass."""
+    residual spread, axis to split, log envelope mass."""
 
-    def __init__(self, row, center, half, e_c, grad, bound, spread, log_mass):
+    def __init__(self, row, center, half, e_c, grad, bound, spread, axis, log_mass):
         self.row, self.center, self.half, self.e_c, self.grad = row, center, half, e_c, grad
-        self.bound, self.spread, self.log_mass = bound, spread, log_mass
+        self.bound, self.spread, self.axis, self.log_mass = bound, spread, axis, log_mass
 
     def select(self, mask: Tensor) -> "_Cells":
         return _Cells(*(a[mask] for a in self.fields()))
 
     def fields(self):
-        return self.row, self.center, self.half, self.e_c, self.grad, self.bound, self.spread, self.log_mass
+        return self.row, self.center, self.half, self.e_c, self.grad, self.bound, self.spread, self.axis, self.log_mass
 
     @staticmethod
     def cat(parts) -> "_Cells":
@@ -189,7 +190,7 @@ def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int) ->
         grad = torch.einsum("bf,cdf->bcd", rows, lat.jacobian)  # (b, C, D)
         scaled = grad * lat.half
         stencil_energy = lat.stencils_of(energy)  # (b, C, S)
-        bound, spread = lat.stencil.bound(stencil_energy, scaled, safety)
+        bound, spread, axis = lat.stencil.bound(stencil_energy, scaled, safety)
         e_c = stencil_energy[..., lat.stencil.centre]
         log_mass = _log_mass(e_c, scaled, lat.half, bound)
         b = rows.shape[0]
@@ -203,6 +204,7 @@ def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int) ->
                 grad.reshape(-1, grad.shape[-1]),
                 bound.reshape(-1),
                 spread.reshape(-1),
+                axis.reshape(-1),
                 log_mass.reshape(-1),
             )
         )
@@ -214,9 +216,9 @@ def _cell_envelopes(lam: Tensor, row: Tensor, center: Tensor, half: Tensor, fami
     stencil_energy = (family.features(points) * lam[row][:, None]).sum(-1)  # (K, S)
     grad = (family.features_and_jacobian(center)[1] * lam[row][:, None]).sum(-1)  # (K, D)
     scaled = grad * half
-    bound, spread = stencil.bound(stencil_energy, scaled, safety)
+    bound, spread, axis = stencil.bound(stencil_energy, scaled, safety)
     e_c = stencil_energy[:, stencil.centre]
-    return _Cells(row, center, half, e_c, grad, bound, spread, _log_mass(e_c, scaled, half, bound))
+    return _Cells(row, center, half, e_c, grad, bound, spread, axis, _log_mass(e_c, scaled, half, bound))
 
 
 def _row_max(values: Tensor, row: Tensor, rows: int) -> Tensor:
@@ -233,14 +235,16 @@ def _refine(cells: _Cells, lam: Tensor, family, stencil: _Stencil, safety: float
         significant = cells.log_mass >= lower[cells.row] - NEGLIGIBLE_LOG_MASS
         loose = (cells.spread > max_spread) & significant
         n_split = int(loose.sum())
-        n_children = n_split * stencil.children.shape[0]
-        if n_split == 0 or cells.row.numel() + n_children > max_cells:
+        if n_split == 0 or cells.row.numel() + n_split > max_cells:
             break
         parents = cells.select(loose)
-        half = (parents.half / 2).repeat_interleave(stencil.children.shape[0], 0)
-        center = parents.center.repeat_interleave(stencil.children.shape[0], 0) + stencil.children.repeat(n_split, 1) * parents.half.repeat_interleave(stencil.children.shape[0], 0)
-        row = parents.row.repeat_interleave(stencil.children.shape[0])
-        # children per evaluation step: the stencil features are (step, 3^D, F) elements
+        # two children per parent, halving the parent along its split axis
+        shift = torch.zeros_like(parents.half).scatter_(1, parents.axis[:, None], 0.5) * parents.half
+        half = (parents.half - shift).repeat(2, 1)
+        center = torch.cat([parents.center - shift, parents.center + shift])
+        row = parents.row.repeat(2)
+        n_children = 2 * n_split
+        # children per evaluation step: the stencil features are (step, S, F) elements
         step = max(1, min(block, (1 << 22) // (stencil.offsets.shape[0] * family.num_params)))
         children = [
             _cell_envelopes(lam, row[s : s + step], center[s : s + step], half[s : s + step], family, stencil, safety)
@@ -267,7 +271,7 @@ def sample_mepoly(
     cells: int | None = None,
     safety: float = 1.5,
     max_spread: float = 3.0,
-    max_depth: int = 16,
+    max_depth: int | None = None,
     max_cells: int = 1 << 21,
     max_rounds: int = 1000,
     block: int = 1 << 16,
@@ -282,6 +286,7 @@ def sample_mepoly(
     cells_per_dim = default_cells_per_dim(dim) if cells is None else int(cells)
     lat = _lattice(family, cells_per_dim)
     leaves = _first_level(lam, lat, safety, batch_block)
+    max_depth = 16 * dim if max_depth is None else int(max_depth)  # each level halves one axis
     leaves = _refine(leaves, lam, family, lat.stencil, safety, max_spread, max_depth, max_cells, block)
     if bool((leaves.row[1:] < leaves.row[:-1]).any()):  # refinement appended children: group by row
         leaves = leaves.select(torch.argsort(leaves.row, stable=True))
