@@ -22,9 +22,9 @@ __all__ = ["find_mode"]
 def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
     """The ``k`` highest-energy points among the quadrature nodes and the sampler's Chebyshev
     lattice (which, unlike Gauss nodes, includes the faces of the cube, where modes often sit)."""
-    from .sampling import _lattice, default_cells_per_dim
+    from .sampling import default_cells_per_dim, lattice_for
 
-    lattice = _lattice(family, default_cells_per_dim(family.dim))
+    lattice = lattice_for(family, default_cells_per_dim(family.dim))
     points = torch.cat([family.nodes, lattice.points.to(family.nodes)])
     feats = torch.cat([family.node_features, lattice.features])
     best_e = best_i = None

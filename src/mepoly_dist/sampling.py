@@ -53,7 +53,7 @@ import warnings
 import torch
 from torch import Tensor
 
-__all__ = ["default_cells_per_dim", "sample_mepoly"]
+__all__ = ["default_cells_per_dim", "lattice_for", "sample_mepoly"]
 
 #: target number of lattice points ((2G+1)^D) for the first level of cells (33 Chebyshev cells
 #: per axis resolve a 2-D order-14 density; peaked densities and higher D rely on refinement)
@@ -154,7 +154,9 @@ class _Lattice:
         return windows.index_select(-1, self.stencil.full_position)
 
 
-def _lattice(family, cells: int) -> _Lattice:
+def lattice_for(family, cells: int) -> _Lattice:
+    """The first-level cells of a family (cached on the family per device and dtype); the mode
+    search reuses its points, which include the faces of the cube."""
     key = (cells, family.dtype, str(family.device))
     if key not in family._sampler_cache:
         family._sampler_cache[key] = _Lattice(family, cells)
@@ -180,6 +182,14 @@ class _Cells:
         return _Cells(*(torch.cat(f) for f in zip(*(p.fields() for p in parts))))
 
 
+def _cells_from_stencil(row, center, half, stencil_energy, grad, stencil: _Stencil, safety: float) -> _Cells:
+    """Envelope of cells from their stencil energies ``(K, S)`` and centre gradients ``(K, D)``."""
+    scaled = grad * half
+    bound, spread, axis = stencil.bound(stencil_energy, scaled, safety)
+    e_c = stencil_energy[:, stencil.centre]
+    return _Cells(row, center, half, e_c, grad, bound, spread, axis, _log_mass(e_c, scaled, half, bound))
+
+
 def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int) -> _Cells:
     parts = []
     C = lat.centers.shape[0]
@@ -188,24 +198,18 @@ def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int) ->
         rows = lam[start : start + batch_block]
         energy = rows @ lat.features.t()  # (b, L)
         grad = torch.einsum("bf,cdf->bcd", rows, lat.jacobian)  # (b, C, D)
-        scaled = grad * lat.half
         stencil_energy = lat.stencils_of(energy)  # (b, C, S)
-        bound, spread, axis = lat.stencil.bound(stencil_energy, scaled, safety)
-        e_c = stencil_energy[..., lat.stencil.centre]
-        log_mass = _log_mass(e_c, scaled, lat.half, bound)
         b = rows.shape[0]
         row = torch.arange(start, start + b, device=lam.device).repeat_interleave(C)
         parts.append(
-            _Cells(
+            _cells_from_stencil(
                 row,
                 lat.centers.repeat(b, 1),
                 lat.half.repeat(b, 1),
-                e_c.reshape(-1),
-                grad.reshape(-1, grad.shape[-1]),
-                bound.reshape(-1),
-                spread.reshape(-1),
-                axis.reshape(-1),
-                log_mass.reshape(-1),
+                stencil_energy.reshape(b * C, -1),
+                grad.reshape(b * C, -1),
+                lat.stencil,
+                safety,
             )
         )
     return _Cells.cat(parts)
@@ -215,10 +219,7 @@ def _cell_envelopes(lam: Tensor, row: Tensor, center: Tensor, half: Tensor, fami
     points = center[:, None] + stencil.offsets[None] * half[:, None]  # (K, S, D)
     stencil_energy = (family.features(points) * lam[row][:, None]).sum(-1)  # (K, S)
     grad = (family.features_and_jacobian(center)[1] * lam[row][:, None]).sum(-1)  # (K, D)
-    scaled = grad * half
-    bound, spread, axis = stencil.bound(stencil_energy, scaled, safety)
-    e_c = stencil_energy[:, stencil.centre]
-    return _Cells(row, center, half, e_c, grad, bound, spread, axis, _log_mass(e_c, scaled, half, bound))
+    return _cells_from_stencil(row, center, half, stencil_energy, grad, stencil, safety)
 
 
 def _row_max(values: Tensor, row: Tensor, rows: int) -> Tensor:
@@ -284,7 +285,7 @@ def sample_mepoly(
     if num_samples == 0 or B == 0:
         return out
     cells_per_dim = default_cells_per_dim(dim) if cells is None else int(cells)
-    lat = _lattice(family, cells_per_dim)
+    lat = lattice_for(family, cells_per_dim)
     leaves = _first_level(lam, lat, safety, batch_block)
     max_depth = 16 * dim if max_depth is None else int(max_depth)  # each level halves one axis
     leaves = _refine(leaves, lam, family, lat.stencil, safety, max_spread, max_depth, max_cells, block)
