@@ -311,3 +311,23 @@ def test_sample_shapes_and_edge_cases():
     # sampling does not build an autograd graph
     lam = torch.randn(fam.num_params, dtype=torch.float64, requires_grad=True)
     assert not MePoly(lam, fam).sample((4,)).requires_grad
+
+
+def test_repeated_rows_get_independent_draws_from_their_own_density():
+    """Rows with identical parameters share one envelope (a bandit's constant observation):
+    each duplicate must still get its own independent draws with the right distribution."""
+    from mepoly_dist import MePoly, MePolyFamily
+
+    family = MePolyFamily(dim=2, order=4, dtype=torch.float64)
+    base = torch.randn(2, family.num_params, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    rows = base[torch.tensor([0, 1, 0, 0, 1])]
+    dist = MePoly(rows, family)
+    x = dist.sample((20000,))  # (20000, 5, 2)
+    assert x.shape == (20000, 5, 2)
+    exact_mean = dist.mean  # quadrature moments, independent of the sampler
+    standard_error = dist.variance.sqrt() / 20000**0.5
+    assert bool(((x.mean(0) - exact_mean).abs() < 5 * standard_error).all())
+    # duplicates of row 0 (columns 0, 2, 3) are uncorrelated, not copies
+    for a, b in [(0, 2), (0, 3), (2, 3), (1, 4)]:
+        corr = np.corrcoef(x[:, a, 0].numpy(), x[:, b, 0].numpy())[0, 1]
+        assert abs(corr) < 0.04, (a, b, corr)

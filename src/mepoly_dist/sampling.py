@@ -279,11 +279,31 @@ def sample_mepoly(
     batch_block: int = 128,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Draw ``num_samples`` points for each row of ``lam`` (``(B, F)``); returns ``(num_samples, B, D)``."""
+    """Draw ``num_samples`` points for each row of ``lam`` (``(B, F)``); returns ``(num_samples, B, D)``.
+
+    Rows with identical parameters (a contextual bandit's constant observation, repeated
+    states in a rollout) share one envelope: the sampler draws ``num_samples * k`` points for
+    a row repeated ``k`` times and deals them out, which is the same joint distribution
+    (independent draws) at a fraction of the envelope cost.
+    """
     B, dim = lam.shape[0], family.dim
     out = torch.empty(num_samples, B, dim, dtype=lam.dtype, device=lam.device)
     if num_samples == 0 or B == 0:
         return out
+    if B > 1:
+        unique, inverse, counts = torch.unique(lam, dim=0, return_inverse=True, return_counts=True)
+        repeats = int(counts.max())
+        if unique.shape[0] < B and unique.shape[0] * repeats <= 2 * B:
+            kwargs = dict(cells=cells, safety=safety, max_spread=max_spread, max_depth=max_depth, max_cells=max_cells,
+                          max_rounds=max_rounds, block=block, batch_block=batch_block, generator=generator)
+            draws = sample_mepoly(unique, family, num_samples * repeats, **kwargs)
+            draws = draws.reshape(num_samples, repeats, unique.shape[0], dim)
+            # the k-th duplicate of a row takes the k-th block of its unique row's draws
+            order = torch.argsort(inverse, stable=True)
+            group_start = torch.cumsum(counts, 0) - counts
+            rank = torch.empty_like(inverse)
+            rank[order] = torch.arange(B, device=lam.device) - group_start[inverse[order]]
+            return draws[:, rank, inverse]
     cells_per_dim = default_cells_per_dim(dim) if cells is None else int(cells)
     lat = lattice_for(family, cells_per_dim)
     leaves = _first_level(lam, lat, safety, batch_block)

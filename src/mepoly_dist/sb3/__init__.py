@@ -1,0 +1,20 @@
+"""Stable-Baselines3 adapter: MePoly action distributions and actor-critic policies.
+
+>>> from stable_baselines3 import PPO
+>>> from mepoly_dist.sb3 import MePolyActorCriticPolicy
+>>> model = PPO(MePolyActorCriticPolicy, "Pendulum-v1", policy_kwargs=dict(order=8))  # doctest: +SKIP
+"""
+
+from .distributions import MePolyDistribution, MePolyHead
+from .policies import MePolyActorCriticPolicy, check_action_space
+
+__all__ = ["MePolyActorCriticPolicy", "MePolyDistribution", "MePolyHead", "check_action_space", "MePolyRecurrentActorCriticPolicy"]
+
+
+def __getattr__(name):
+    # sb3-contrib is imported only when the recurrent policy is asked for
+    if name == "MePolyRecurrentActorCriticPolicy":
+        from .recurrent import MePolyRecurrentActorCriticPolicy
+
+        return MePolyRecurrentActorCriticPolicy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,137 @@
+r"""``MePolyDistribution``: the MePoly density as a Stable-Baselines3 action distribution.
+
+SB3 splits a policy's action distribution into a network part (``proba_distribution_net``)
+and a parameter-to-distribution part (``proba_distribution``).  Here the network part is a
+:class:`MePolyHead`, a linear layer from the policy latent to the natural parameters
+:math:`\lambda` (paper section 4.1), and the distribution is the core
+:class:`~mepoly_dist.MePoly`, so ``MePolyDistribution(...).distribution`` is a real
+``torch.distributions.Distribution`` and ``kl_divergence`` (TRPO) uses its registered exact KL.
+
+Actions live on the cube :math:`[-1, 1]^D`; the policy maps them to the environment's bounds
+with SB3's ``unscale_action`` (see :mod:`mepoly_dist.sb3.policies`).  ``log_prob`` and
+``entropy`` have shape ``(batch,)`` exactly, which PPO's ratio
+:math:`\exp(\log\pi_\theta(a|s) - \log\pi_{\theta_{old}}(a|s))` (eq. 11) relies on.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import torch
+from stable_baselines3.common.distributions import Distribution
+from torch import Tensor, nn
+
+from ..distribution import MePoly
+from ..family import MePolyFamily
+
+__all__ = ["MePolyDistribution", "MePolyHead"]
+
+SelfMePolyDistribution = TypeVar("SelfMePolyDistribution", bound="MePolyDistribution")
+
+
+class MePolyHead(nn.Module):
+    r"""Linear map from a policy latent to natural parameters, :math:`\lambda = W h + b`.
+
+    The constant feature :math:`\phi_0 = 1` cancels between energy and log-partition, so the
+    layer predicts only the ``num_params - 1`` non-constant coefficients and the head pads a
+    zero in front (the family's exponent set starts with the zero exponent).  With SB3's
+    orthogonal initialisation (gain 0.01 for the action net) :math:`\lambda \approx 0` at the
+    start: the initial policy is close to the uniform density on the cube, the maximum-entropy
+    starting point.
+
+    ``lambda_clip`` clamps every coefficient to ``[-lambda_clip, lambda_clip]`` as the paper's
+    implementation does (its default is 5 for the bandit, 10 for Smooth World); ``None``
+    (default) leaves :math:`\lambda` unclamped, which the streaming normalizer handles at any
+    scale.  The family is a submodule, so ``policy.to(device)`` moves its quadrature buffers.
+    """
+
+    def __init__(self, latent_dim: int, family: MePolyFamily, lambda_clip: float | None = None):
+        super().__init__()
+        if lambda_clip is not None and not lambda_clip > 0:
+            raise ValueError(f"lambda_clip must be positive or None, got {lambda_clip!r}")
+        if bool(family.exponents[0].any()):
+            raise ValueError("the family's first feature must be the constant (zero exponent)")
+        self.family = family
+        self.lambda_clip = lambda_clip
+        self.linear = nn.Linear(latent_dim, family.num_params - 1)
+
+    def forward(self, latent: Tensor) -> Tensor:
+        coefficients = self.linear(latent)
+        if self.lambda_clip is not None:
+            coefficients = coefficients.clamp(-self.lambda_clip, self.lambda_clip)
+        constant = coefficients.new_zeros(coefficients.shape[:-1] + (1,))
+        return torch.cat([constant, coefficients], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"lambda_clip={self.lambda_clip}"
+
+
+class MePolyDistribution(Distribution):
+    r"""SB3 distribution over actions in :math:`[-1, 1]^D` with a MePoly density.
+
+    Args:
+        action_dim: D, the size of the (flat) ``Box`` action space.
+        order: polynomial order n (total degree); the head predicts
+            :math:`\binom{n + D}{D} - 1` coefficients.
+        basis: ``"legendre"`` (default) or ``"monomial"``.
+        quadrature: rule spec or :class:`~mepoly_dist.quadrature.QuadratureRule` (``None``: the
+            family's default for this dimension, e.g. 80 x 80 Gauss-Legendre for D = 2).
+        lambda_clip: optional clamp of the natural parameters (see :class:`MePolyHead`).
+        validate_args: forwarded to :class:`~mepoly_dist.MePoly`.
+
+    Example::
+
+        >>> dist = MePolyDistribution(action_dim=2, order=6)
+        >>> head = dist.proba_distribution_net(latent_dim=64)
+        >>> actions = dist.actions_from_params(head(torch.zeros(5, 64)))
+        >>> dist.log_prob(actions).shape, dist.entropy().shape
+        (torch.Size([5]), torch.Size([5]))
+    """
+
+    distribution: MePoly
+
+    def __init__(
+        self,
+        action_dim: int,
+        order: int = 14,
+        basis: str = "legendre",
+        quadrature=None,
+        lambda_clip: float | None = None,
+        validate_args: bool | None = None,
+    ):
+        super().__init__()
+        self.action_dim = action_dim
+        self.family = MePolyFamily(action_dim, order, basis=basis, quadrature=quadrature)
+        self.lambda_clip = lambda_clip
+        self.validate_args = validate_args
+
+    def proba_distribution_net(self, latent_dim: int) -> MePolyHead:
+        """The layer from the policy latent (size ``latent_dim``) to natural parameters."""
+        return MePolyHead(latent_dim, self.family, self.lambda_clip)
+
+    def proba_distribution(self: SelfMePolyDistribution, natural_params: Tensor) -> SelfMePolyDistribution:
+        # a new MePoly object each time: TRPO keeps a shallow copy of the old distribution
+        self.distribution = MePoly(natural_params, self.family, validate_args=self.validate_args)
+        return self
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Exact log-density of ``actions`` ``(batch, D)`` in the cube; shape ``(batch,)``."""
+        return self.distribution.log_prob(actions)
+
+    def entropy(self) -> Tensor:
+        """Exact differential entropy on the quadrature measure; shape ``(batch,)``."""
+        return self.distribution.entropy()
+
+    def sample(self) -> Tensor:
+        return self.distribution.sample()
+
+    def mode(self) -> Tensor:
+        return self.distribution.mode
+
+    def actions_from_params(self, natural_params: Tensor, deterministic: bool = False) -> Tensor:
+        self.proba_distribution(natural_params)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(self, natural_params: Tensor) -> tuple[Tensor, Tensor]:
+        actions = self.actions_from_params(natural_params)
+        return actions, self.log_prob(actions)
