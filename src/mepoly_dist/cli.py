@@ -1,4 +1,10 @@
-"""Command line: ``mepoly fit TARGET`` fits a MePoly density to a bandit target and plots it."""
+"""Command line.
+
+* ``mepoly train ENV --policy mepoly|gaussian``: an SB3 training run with presets, checkpoints
+  (resumable), TensorBoard logs, a progress bar and a final evaluation (see :mod:`mepoly_dist.train`);
+* ``mepoly eval RUN_DIR``: re-evaluate a run (metrics JSON and plots);
+* ``mepoly fit TARGET``: max-entropy fit of a MePoly density to a bandit target (no RL).
+"""
 
 from __future__ import annotations
 
@@ -49,9 +55,65 @@ def fit_command(args) -> dict:
     return metrics
 
 
+def _print_metrics(metrics: dict, out: Path) -> None:
+    for key, value in metrics.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        print(f"{key:>22}: {value:.4f}" if isinstance(value, float) else f"{key:>22}: {value}")
+    print(f"wrote {out}")
+
+
+def train_command(args) -> dict:
+    from .train import resolve_config, train
+
+    torch.set_num_threads(args.threads)
+    config = resolve_config(args.env, args.policy, args.seed, args.hp, args.policy_kwargs, args.env_kwargs, args.steps, args.n_envs,
+                            args.checkpoint_every)
+    out = Path(args.out) if args.out else Path("runs") / f"{config.name}__{config.policy}__{config.seed}__{int(time.time())}"
+    metrics = train(config, out, progress_bar=not args.no_progress_bar, verbose=args.verbose)
+    _print_metrics(metrics, out)
+    return metrics
+
+
+def eval_command(args) -> dict:
+    from .train import evaluate_run
+
+    torch.set_num_threads(args.threads)
+    metrics = evaluate_run(args.run_dir, episodes=args.episodes, samples=args.samples, seed=args.seed)
+    _print_metrics(metrics, Path(args.run_dir))
+    return metrics
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="mepoly", description=__doc__)
+    try:
+        from .train import ALIASES, POLICIES
+    except ImportError:  # installed without the [rl] extra: only `mepoly fit` is available
+        ALIASES, POLICIES = {}, ("mepoly", "gaussian")
+
+    parser = argparse.ArgumentParser(prog="mepoly", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train an SB3 policy (MePoly or Gaussian) with a preset; resumes from checkpoints")
+    train.add_argument("env", help=f"an alias ({', '.join(ALIASES)}) or a gymnasium id (mepoly/Bandit-v0, Pendulum-v1, ...)")
+    train.add_argument("--policy", default="mepoly", choices=POLICIES)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, default=None, help="environment steps (default: the preset's n_timesteps)")
+    train.add_argument("--n-envs", type=int, default=None, help="parallel environments (default: the preset's)")
+    train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the preset's)")
+    train.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="algorithm hyperparameter overrides, e.g. ent_coef=0.1")
+    train.add_argument("--policy-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="policy_kwargs overrides, e.g. order=10")
+    train.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="gymnasium.make overrides, e.g. target=two_moons")
+    train.add_argument("--out", default=None, help="run directory (default runs/{env}__{policy}__{seed}__{time}); an existing one resumes")
+    train.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these small networks)")
+    train.add_argument("--no-progress-bar", action="store_true")
+    train.add_argument("--verbose", type=int, default=0)
+    train.set_defaults(func=train_command)
+    evaluate = sub.add_parser("eval", help="evaluate a run directory: metrics.json and plots")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--episodes", type=int, default=100, help="Smooth World episodes per fixed start")
+    evaluate.add_argument("--samples", type=int, default=100_000, help="bandit action samples for the histogram TV")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.set_defaults(func=eval_command)
     fit = sub.add_parser("fit", help="max-entropy fit of MePoly to a bandit target, with density plot and metrics")
     fit.add_argument("target", choices=sorted(targets.TARGETS))
     fit.add_argument("--alpha", type=float, default=0.2, help="temperature of the Boltzmann target exp(r / alpha)")

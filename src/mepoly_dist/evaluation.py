@@ -1,9 +1,18 @@
-"""Metrics for 2-D action distributions against the paper's Boltzmann targets (section 5.2).
+r"""Metrics of the paper's experiments: bandit action distributions (section 5.2) and Smooth
+World goal usage (section 5.1), for MePoly and any other SB3 policy.
 
-* ``tv_distance``: total variation between a sample histogram (32 x 32 cells on the
-  square) and the target's cell masses.
-* ``coverage``: fraction of target points with a sample within ``radius`` (0.05).
+Bandit, against the Boltzmann target :math:`\propto \exp(r(a)/\alpha)` (the MaxEnt optimum
+for entropy coefficient :math:`\alpha`):
+
+* ``tv_distance``: total variation between the policy's action histogram (32 x 32 cells on
+  the square, :math:`10^5` samples) and the target's cell masses;
+* ``coverage``: fraction of target points with a policy sample within ``radius`` (0.05; 4096
+  samples);
 * ``mean_reward``: the manifold reward (eq. 15) averaged over samples.
+
+Smooth World, from a layout's fixed start states: success rate, the goal region each episode
+ends in (counts), and the normalized goal entropy :math:`H(\text{goal}) / \log K` over the
+layout's ``K`` goal regions (1 = all goals used equally).
 """
 
 from __future__ import annotations
@@ -14,7 +23,20 @@ from scipy.spatial import cKDTree
 
 from .targets import boltzmann_log_density, manifold_reward
 
-__all__ = ["cell_masses", "histogram_masses", "tv_distance", "coverage", "mean_reward", "target_cell_masses"]
+__all__ = [
+    "cell_masses",
+    "histogram_masses",
+    "tv_distance",
+    "coverage",
+    "mean_reward",
+    "target_cell_masses",
+    "bandit_metrics",
+    "policy_action_samples",
+    "evaluate_bandit_policy",
+    "goal_entropy",
+    "rollout_from_start",
+    "evaluate_smooth_world_policy",
+]
 
 
 def histogram_masses(samples: np.ndarray, bins: int = 32) -> np.ndarray:
@@ -59,3 +81,104 @@ def coverage(samples: np.ndarray, points: np.ndarray, radius: float = 0.05) -> f
 
 def mean_reward(samples: np.ndarray, points: np.ndarray) -> float:
     return float(np.mean(manifold_reward(samples, points)))
+
+
+def bandit_metrics(samples: np.ndarray, points: np.ndarray, alpha: float, coverage_samples: int = 4096) -> dict:
+    """TV to the Boltzmann target, coverage (first ``coverage_samples`` samples) and mean reward."""
+    samples = np.asarray(samples, dtype=np.float64)
+    return {
+        "tv_to_target": tv_distance(histogram_masses(samples), target_cell_masses(points, alpha)),
+        "coverage": coverage(samples[:coverage_samples], points),
+        "mean_reward": mean_reward(samples, points),
+        "num_samples": int(samples.shape[0]),
+    }
+
+
+def policy_action_samples(policy, observation: np.ndarray, num_samples: int, deterministic: bool = False, chunk: int = 1 << 15) -> np.ndarray:
+    """``num_samples`` environment-space actions of an SB3 policy (or model) at one observation.
+
+    Uses ``predict``, so the actions are exactly what the environment would receive
+    (unscaled for MePoly, clipped for SB3's Gaussian).
+    """
+    observation = np.asarray(observation, dtype=np.float32)
+    out = []
+    for start in range(0, num_samples, chunk):
+        n = min(chunk, num_samples - start)
+        actions, _ = policy.predict(np.repeat(observation[None], n, axis=0), deterministic=deterministic)
+        out.append(np.asarray(actions, dtype=np.float64).reshape(n, -1))
+    return np.concatenate(out)
+
+
+def evaluate_bandit_policy(policy, points: np.ndarray, alpha: float, num_samples: int = 100_000, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Bandit metrics of a policy at the bandit's constant observation; returns ``(metrics, samples)``."""
+    import torch
+
+    torch.manual_seed(seed)
+    observation = np.zeros(policy.observation_space.shape, dtype=np.float32)
+    samples = policy_action_samples(policy, observation, num_samples)
+    return bandit_metrics(samples, points, alpha), samples
+
+
+def goal_entropy(counts: np.ndarray) -> float:
+    r"""Normalized entropy :math:`H(p)/\log K` of goal counts over ``K = len(counts)`` goals (0 when K = 1)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.size < 2 or counts.sum() == 0:
+        return 0.0
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum() / np.log(counts.size))
+
+
+def rollout_from_start(policy, layout: str, start, episodes: int = 100, seed: int = 0, deterministic: bool = False, max_steps: int = 256):
+    """Run ``episodes`` Smooth World episodes in parallel from ``start`` (world units).
+
+    Returns ``(trajectories, goals)``: a list of ``(T_i + 1, 2)`` position arrays and an int
+    array with the goal region each episode ended in (-1: none, i.e. death or time-out).
+    """
+    import torch
+
+    from .envs import make_vec_env
+
+    torch.manual_seed(seed)
+    env = make_vec_env("mepoly/SmoothWorld-v0", n_envs=episodes, seed=seed, monitor=False, layout=layout, max_steps=max_steps)
+    env.set_options({"position": [float(start[0]), float(start[1])]})
+    obs = env.reset()
+    trajectories = [[np.asarray(start, dtype=np.float64)] for _ in range(episodes)]
+    goals = np.full(episodes, -1, dtype=np.int64)
+    active = np.ones(episodes, dtype=bool)
+    while active.any():
+        actions, _ = policy.predict(obs, deterministic=deterministic)
+        obs, _, dones, infos = env.step(actions)
+        for i in np.flatnonzero(active):
+            trajectories[i].append(np.asarray(infos[i]["position"], dtype=np.float64))
+            if dones[i]:
+                active[i] = False
+                goals[i] = int(infos[i].get("goal", -1))
+    env.close()
+    return [np.stack(t) for t in trajectories], goals
+
+
+def evaluate_smooth_world_policy(policy, layout: str, episodes: int = 100, seed: int = 0, deterministic: bool = False) -> tuple[dict, dict]:
+    """Success rate, goal counts and normalized goal entropy from each of the layout's fixed starts.
+
+    Returns ``(metrics, trajectories)`` with ``trajectories[start_index]`` the list of paths.
+    """
+    from .envs.layouts import LAYOUTS
+
+    spec = LAYOUTS[layout]
+    metrics, paths = {"layout": layout, "episodes_per_start": episodes, "starts": []}, {}
+    for index, start in enumerate(spec.eval_starts):
+        trajectories, goals = rollout_from_start(policy, layout, start, episodes, seed + index, deterministic)
+        counts = np.bincount(goals[goals >= 0], minlength=spec.num_goals)
+        metrics["starts"].append(
+            {
+                "start": [float(v) for v in start],
+                "success_rate": float(np.mean(goals >= 0)),
+                "goal_counts": counts.tolist(),
+                "goal_entropy": goal_entropy(counts),
+                "mean_length": float(np.mean([len(t) - 1 for t in trajectories])),
+            }
+        )
+        paths[index] = trajectories
+    metrics["success_rate"] = float(np.mean([s["success_rate"] for s in metrics["starts"]]))
+    metrics["goal_entropy"] = float(np.mean([s["goal_entropy"] for s in metrics["starts"]]))
+    return metrics, paths

@@ -1,11 +1,13 @@
-"""Figures a person wants to look at: the exact MePoly density beside its target."""
+"""Figures a person wants to look at: a policy's action density beside its target (exact
+for MePoly, a histogram for other policies), Smooth World trajectory fans from the fixed
+starts over the layout, and learning curves."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["density_grid", "plot_density_comparison"]
+__all__ = ["density_grid", "plot_density_comparison", "plot_policy_density", "plot_trajectory_fan", "plot_learning_curves"]
 
 
 def density_grid(dist, resolution: int = 200) -> np.ndarray:
@@ -18,13 +20,22 @@ def density_grid(dist, resolution: int = 200) -> np.ndarray:
         return dist.log_prob(torch.stack([gx, gy], -1)).exp().numpy()
 
 
-def plot_density_comparison(path, dist, target_log_density, points=None, samples=None, title: str = ""):
-    """Three panels: target density, MePoly density, MePoly samples over the target points."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_density_comparison(path, dist, target_log_density, points=None, samples=None, title: str = ""):
+    """Three panels: target density, MePoly density, MePoly samples over the target points.
+
+    ``dist`` may be ``None`` for a policy without an explicit density: the middle panel then
+    shows the histogram of ``samples`` (required in that case).
+    """
+    plt = _pyplot()
     resolution = 200
     line = np.linspace(-1, 1, resolution)
     gx, gy = np.meshgrid(line, line)
@@ -36,12 +47,19 @@ def plot_density_comparison(path, dist, target_log_density, points=None, samples
     extent = (-1, 1, -1, 1)
     axes[0].imshow(target, origin="lower", extent=extent, cmap="magma")
     axes[0].set_title("target exp(r / alpha)")
-    axes[1].imshow(density_grid(dist, resolution), origin="lower", extent=extent, cmap="magma")
-    axes[1].set_title(f"MePoly density (order {dist.family.order})")
+    if dist is not None:
+        axes[1].imshow(density_grid(dist, resolution), origin="lower", extent=extent, cmap="magma")
+        axes[1].set_title(f"MePoly density (order {dist.family.order})")
+    else:
+        if samples is None:
+            raise ValueError("a policy without a density needs samples for its histogram")
+        hist, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=64, range=[[-1, 1], [-1, 1]], density=True)
+        axes[1].imshow(hist, origin="lower", extent=extent, cmap="magma")
+        axes[1].set_title("policy action histogram")
     if samples is not None:
         if points is not None:
             axes[2].scatter(points[:, 0], points[:, 1], s=1, c="#8ecae6", alpha=0.5, label="target points")
-        axes[2].scatter(samples[:, 0], samples[:, 1], s=1, c="#fb8500", alpha=0.4, label="MePoly samples")
+        axes[2].scatter(samples[:, 0], samples[:, 1], s=1, c="#fb8500", alpha=0.4, label="policy samples")
         axes[2].set_xlim(-1, 1)
         axes[2].set_ylim(-1, 1)
         axes[2].set_aspect("equal")
@@ -52,6 +70,69 @@ def plot_density_comparison(path, dist, target_log_density, points=None, samples
         ax.set_yticks([-1, 0, 1])
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_policy_density(path, policy, points, alpha: float, samples, title: str = ""):
+    """Bandit figure of an SB3 policy: the exact density for a MePoly policy, else a histogram."""
+    import torch
+
+    from .targets import boltzmann_log_density
+
+    dist = None
+    family = getattr(policy, "family", None)
+    if family is not None and family.dim == 2:
+        with torch.no_grad():
+            obs = torch.zeros((1,) + policy.observation_space.shape, device=policy.device)
+            dist = policy.get_distribution(obs).distribution
+            if family.device.type != "cpu":  # plot on the CPU without moving the policy's own family
+                from .family import MePolyFamily
+
+                family = MePolyFamily(**family.config)
+            dist = type(dist)(dist.natural_params[0].cpu().to(family.dtype), family)
+    plot_density_comparison(path, dist, lambda x: boltzmann_log_density(x, points, alpha), points, samples[:20000], title=title)
+
+
+def plot_trajectory_fan(path, layout, trajectories_by_start: dict, title: str = "", max_paths: int = 50):
+    """Smooth World: the layout with up to ``max_paths`` trajectories per fixed start (colour = time)."""
+    from matplotlib.collections import LineCollection
+
+    from .envs.smooth_world import draw_layout
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    draw_layout(ax, layout)
+    for trajectories in trajectories_by_start.values():
+        for path_xy in trajectories[:max_paths]:
+            segments = np.stack([path_xy[:-1], path_xy[1:]], axis=1)
+            lines = LineCollection(segments, cmap="plasma", linewidths=1.5, alpha=0.7)
+            lines.set_array(np.linspace(0, 1, len(segments)))
+            ax.add_collection(lines)
+            ax.plot(*path_xy[-1], marker="x", color="black", markersize=4)
+        if trajectories:
+            ax.plot(*trajectories[0][0], marker="o", markersize=9, markerfacecolor="white", markeredgecolor="black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_learning_curves(path, curves: dict, ylabel: str = "episode reward", title: str = ""):
+    """One line per name: ``curves[name] = (timesteps, values)``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (steps, values) in curves.items():
+        ax.plot(np.asarray(steps), np.asarray(values), label=name)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

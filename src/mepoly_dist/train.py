@@ -1,0 +1,354 @@
+"""Training runs: ``mepoly train ENV --policy mepoly|gaussian`` and ``mepoly eval RUN_DIR``.
+
+A run directory (default ``runs/{env}__{policy}__{seed}__{time}``, CleanRL's naming) holds
+everything a run produces, rl-zoo3 style:
+
+* ``config.yml``: the resolved preset (``presets/ppo.yml``) with command-line overrides and seed;
+* ``checkpoints/model_{steps}_steps.zip``: periodic SB3 checkpoints (``checkpoint_every`` steps);
+  running the same ``train`` command on the same directory resumes from the latest one, so
+  an interrupted run loses at most one interval;
+* ``model.zip``: the final model (``PPO.load``-able);
+* ``tb/``: TensorBoard logs (SB3's keys, plus ``eval/*`` at every checkpoint);
+* ``*.monitor.csv``: per-episode rewards (SB3's ``VecMonitor``), ``eval_curve.csv``;
+* after training, ``metrics.json`` and the plots: ``density.png`` (bandit: the policy's density
+  beside the Boltzmann target), ``trajectories.png`` (Smooth World fans from the fixed starts),
+  ``learning_curves.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import re
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+__all__ = ["ALIASES", "RunConfig", "resolve_config", "train", "evaluate_run", "latest_checkpoint", "load_model"]
+
+BANDIT_ID = "mepoly/Bandit-v0"
+SMOOTH_WORLD_ID = "mepoly/SmoothWorld-v0"
+LAYOUT_NAMES = ("two_walls", "three_goals", "four_walls", "tree_in_the_middle", "two_slits", "cshape")
+
+#: short names for the paper's tasks: alias -> (environment id, env_kwargs)
+ALIASES: dict[str, tuple[str, dict]] = {
+    "lemniscate": (BANDIT_ID, {"target": "lemniscate"}),
+    "two_moons": (BANDIT_ID, {"target": "two_moons"}),
+    **{name: (SMOOTH_WORLD_ID, {"layout": name}) for name in LAYOUT_NAMES},
+}
+POLICIES = ("mepoly", "gaussian")
+
+
+def _algorithms() -> dict:
+    from sb3_contrib import TRPO
+    from stable_baselines3 import A2C, PPO
+
+    return {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
+
+
+def _policy_class(policy: str):
+    if policy == "mepoly":
+        from .sb3 import MePolyActorCriticPolicy
+
+        return MePolyActorCriticPolicy
+    return "MlpPolicy"
+
+
+def load_presets() -> dict:
+    return yaml.safe_load(resources.files("mepoly_dist").joinpath("presets/ppo.yml").read_text())
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run (written to ``config.yml``)."""
+
+    env_id: str
+    policy: str
+    seed: int = 0
+    name: str = ""
+    env_kwargs: dict = field(default_factory=dict)
+    algo: str = "ppo"
+    n_envs: int = 1
+    n_timesteps: int = 100_000
+    checkpoint_every: int = 10_000
+    policy_kwargs: dict = field(default_factory=dict)
+    hyperparams: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown keys in run config: {sorted(unknown)}")
+        return cls(**data)
+
+    @property
+    def alpha(self) -> float:
+        """The entropy coefficient, i.e. the temperature of the MaxEnt optimum."""
+        return float(self.hyperparams.get("ent_coef", 0.0))
+
+
+def _parse_overrides(items, option: str) -> dict:
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"{option} expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=(), env_kwargs=(), n_timesteps=None, n_envs=None,
+                   checkpoint_every=None) -> RunConfig:
+    """Preset for ``env`` (an alias or a gymnasium id) and ``policy``, with overrides applied."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
+    env_id, alias_kwargs = ALIASES.get(env, (env, {}))
+    presets = load_presets()
+    preset = copy.deepcopy(presets.get(env_id, presets["default"])[policy])
+    config = RunConfig(
+        env_id=env_id,
+        policy=policy,
+        seed=int(seed),
+        name=env.replace("/", "-"),
+        env_kwargs={**alias_kwargs, **preset.pop("env_kwargs", {}), **_parse_overrides(env_kwargs, "--env-kwargs")},
+        algo=preset.pop("algo"),
+        n_envs=int(n_envs or preset.pop("n_envs")),
+        n_timesteps=int(n_timesteps or preset.pop("n_timesteps")),
+        checkpoint_every=int(checkpoint_every or preset.pop("checkpoint_every")),
+        policy_kwargs={**preset.pop("policy_kwargs", {}), **_parse_overrides(policy_kwargs, "--policy-kwargs")},
+        hyperparams={**preset.pop("hyperparams", {}), **_parse_overrides(hp, "--hp")},
+    )
+    if config.algo not in _algorithms():
+        raise ValueError(f"unknown algorithm {config.algo!r}; expected one of {sorted(_algorithms())}")
+    return config
+
+
+def make_env(config: RunConfig, seed: int, monitor_path: Path | None = None):
+    """The training VecEnv: the batched numpy env for mepoly ids, SB3's ``make_vec_env`` otherwise."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from .envs import make_vec_env
+
+    env = make_vec_env(config.env_id, n_envs=config.n_envs, seed=seed, monitor=False, **config.env_kwargs)
+    return VecMonitor(env, filename=str(monitor_path) if monitor_path else None)
+
+
+def latest_checkpoint(run_dir) -> Path | None:
+    """The checkpoint with the most steps in ``run_dir/checkpoints`` (None if there is none)."""
+    found = []
+    for path in Path(run_dir, "checkpoints").glob("model_*_steps.zip"):
+        match = re.fullmatch(r"model_(\d+)_steps\.zip", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def _policy_kwargs(config: RunConfig) -> dict:
+    kwargs = dict(config.policy_kwargs)
+    if "activation_fn" in kwargs and isinstance(kwargs["activation_fn"], str):
+        kwargs["activation_fn"] = getattr(torch.nn, kwargs["activation_fn"])
+    return kwargs
+
+
+def linear_schedule(initial: float):
+    """rl-zoo3's ``lin_<value>``: decays linearly from ``initial`` to 0 over the run."""
+
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    return schedule
+
+
+def _hyperparams(config: RunConfig) -> dict:
+    """``config.hyperparams`` with ``lin_<value>`` strings turned into linear schedules."""
+    out = {}
+    for key, value in config.hyperparams.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            value = linear_schedule(float(value[4:]))
+        out[key] = value
+    return out
+
+
+def _build_model(config: RunConfig, env, run_dir: Path, verbose: int):
+    algo = _algorithms()[config.algo]
+    with warnings.catch_warnings():
+        # the paper's 6 minibatches of 1024 samples: SB3 warns that 171 does not divide 1024
+        warnings.filterwarnings("ignore", message=".*mini-batch size.*")
+        return algo(
+            _policy_class(config.policy),
+            env,
+            policy_kwargs=_policy_kwargs(config),
+            seed=config.seed,
+            tensorboard_log=str(run_dir / "tb"),
+            verbose=verbose,
+            **_hyperparams(config),
+        )
+
+
+def load_model(run_dir, env=None, path=None):
+    """Load a run's final model (or ``path``, e.g. a checkpoint) with its algorithm class."""
+    run_dir = Path(run_dir)
+    config = RunConfig.from_dict(yaml.safe_load((run_dir / "config.yml").read_text()))
+    path = Path(path) if path else run_dir / "model.zip"
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}; train first (or pass a checkpoint)")
+    return config, _algorithms()[config.algo].load(path, env=env, device="cpu")
+
+
+class _EvalCurveCallback:
+    """Factory of an SB3 callback that evaluates the policy every ``every`` steps (see ``_eval_quick``)."""
+
+    @staticmethod
+    def make(config: RunConfig, run_dir: Path, every: int):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class EvalCurve(BaseCallback):
+            def __init__(self):
+                super().__init__()
+                self.next_step = 0
+
+            def _on_step(self) -> bool:
+                if self.num_timesteps >= self.next_step:
+                    self.next_step = self.num_timesteps + every
+                    metrics = _eval_quick(config, self.model.policy)
+                    for key, value in metrics.items():
+                        self.logger.record(f"eval/{key}", value)
+                    path = run_dir / "eval_curve.csv"
+                    new = not path.exists()
+                    with path.open("a", newline="") as handle:
+                        writer = csv.writer(handle)
+                        if new:
+                            writer.writerow(["timesteps", *metrics])
+                        writer.writerow([self.num_timesteps, *metrics.values()])
+                return True
+
+        return EvalCurve()
+
+
+def _eval_quick(config: RunConfig, policy) -> dict:
+    """Cheap metrics for learning curves (fewer samples / episodes than the final evaluation)."""
+    from . import evaluation
+
+    if config.env_id == BANDIT_ID:
+        metrics, _ = evaluation.evaluate_bandit_policy(policy, _bandit_points(config), config.alpha, num_samples=20_000)
+        return {k: metrics[k] for k in ("tv_to_target", "coverage", "mean_reward")}
+    if config.env_id == SMOOTH_WORLD_ID:
+        metrics, _ = evaluation.evaluate_smooth_world_policy(policy, config.env_kwargs.get("layout", "four_walls"), episodes=20)
+        return {"success_rate": metrics["success_rate"], "goal_entropy": metrics["goal_entropy"]}
+    return {}
+
+
+def _bandit_points(config: RunConfig) -> np.ndarray:
+    from .envs.bandit import BanditEnv
+
+    return BanditEnv(**config.env_kwargs).points
+
+
+def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 0, evaluate: bool = True) -> dict:
+    """Train (or resume) a run in ``run_dir`` and evaluate it; returns the final metrics."""
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.yml"
+    checkpoint = latest_checkpoint(run_dir)
+    if config_path.exists() and checkpoint is not None:
+        saved = RunConfig.from_dict(yaml.safe_load(config_path.read_text()))
+        # a resumed run keeps its saved settings; only its length may change (--steps)
+        extended = dataclasses.replace(saved, n_timesteps=config.n_timesteps)
+        if extended != config:
+            print(f"resuming {run_dir} with its saved config (other command-line settings ignored)")
+        config = extended
+    config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    start = time.perf_counter()
+    if checkpoint is not None:
+        steps_done = int(re.search(r"(\d+)", checkpoint.name).group(1))
+        env = make_env(config, seed=config.seed + steps_done, monitor_path=run_dir / f"from_{steps_done}")
+        _, model = load_model(run_dir, env=env, path=checkpoint)
+        model.tensorboard_log = str(run_dir / "tb")
+        print(f"resuming from {checkpoint.name} ({model.num_timesteps} of {config.n_timesteps} steps)")
+    else:
+        env = make_env(config, seed=config.seed, monitor_path=run_dir / "from_0")
+        model = _build_model(config, env, run_dir, verbose)
+    remaining = config.n_timesteps - model.num_timesteps
+    if remaining > 0:
+        every = max(config.checkpoint_every // config.n_envs, 1)
+        callbacks = [CheckpointCallback(every, str(run_dir / "checkpoints"), name_prefix="model")]
+        if config.env_id in (BANDIT_ID, SMOOTH_WORLD_ID):
+            callbacks.append(_EvalCurveCallback.make(config, run_dir, config.checkpoint_every))
+        model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
+                    tb_log_name=config.algo.upper(), progress_bar=progress_bar)
+    model.save(run_dir / "model.zip")
+    # the final state is also the latest checkpoint, so a longer --steps extends the run
+    model.save(run_dir / "checkpoints" / f"model_{model.num_timesteps}_steps.zip")
+    train_seconds = time.perf_counter() - start
+    timing_path = run_dir / "timing.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {"train_seconds": 0.0}
+    timing["train_seconds"] += train_seconds
+    timing_path.write_text(json.dumps(timing, indent=2))
+    env.close()
+    return evaluate_run(run_dir, model=model, config=config) if evaluate else {}
+
+
+def _learning_curves(run_dir: Path):
+    from stable_baselines3.common.monitor import load_results
+
+    frame = load_results(str(run_dir)).sort_values("t")
+    steps = np.cumsum(frame["l"].to_numpy())
+    rewards = frame["r"].to_numpy()
+    window = max(len(rewards) // 100, 1)
+    smoothed = np.convolve(rewards, np.ones(window) / window, mode="valid")
+    return steps[window - 1 :], smoothed
+
+
+def evaluate_run(run_dir, model=None, config: RunConfig | None = None, episodes: int = 100, samples: int = 100_000, seed: int = 0) -> dict:
+    """Final evaluation: ``metrics.json`` plus the plots, written into ``run_dir``."""
+    from . import evaluation, plotting
+
+    run_dir = Path(run_dir)
+    if model is None or config is None:
+        config, model = load_model(run_dir)
+    policy = model.policy
+    policy.set_training_mode(False)
+    metrics = {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "policy": config.policy, "seed": config.seed,
+               "num_timesteps": int(model.num_timesteps)}
+    timing_path = run_dir / "timing.json"
+    if timing_path.exists():
+        metrics.update(json.loads(timing_path.read_text()))
+    title = f"{config.name}, {config.policy}, seed {config.seed}, {model.num_timesteps} steps"
+    if config.env_id == BANDIT_ID:
+        points = _bandit_points(config)
+        found, action_samples = evaluation.evaluate_bandit_policy(policy, points, config.alpha, samples, seed)
+        metrics.update(found, alpha=config.alpha, normalize_advantage=bool(config.hyperparams.get("normalize_advantage", True)))
+        np.save(run_dir / "action_samples.npy", action_samples[:20000].astype(np.float32))
+        plotting.plot_policy_density(run_dir / "density.png", policy, points, config.alpha, action_samples, title=title)
+    elif config.env_id == SMOOTH_WORLD_ID:
+        layout = config.env_kwargs.get("layout", "four_walls")
+        found, paths = evaluation.evaluate_smooth_world_policy(policy, layout, episodes=episodes, seed=seed)
+        metrics.update(found)
+        plotting.plot_trajectory_fan(run_dir / "trajectories.png", layout, paths, title=title)
+    else:
+        from stable_baselines3.common.evaluation import evaluate_policy
+
+        env = make_env(config, seed=10_000 + seed)
+        mean, std = evaluate_policy(model, env, n_eval_episodes=episodes)
+        metrics.update(mean_episode_reward=float(mean), std_episode_reward=float(std))
+    try:
+        steps, rewards = _learning_curves(run_dir)
+        plotting.plot_learning_curves(run_dir / "learning_curves.png", {config.policy: (steps, rewards)}, title=title)
+    except Exception as error:  # no monitor file (e.g. a model copied without its logs)
+        print(f"no learning curve: {error}")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -1,0 +1,101 @@
+"""`mepoly train` / `mepoly eval`: presets, run directories, checkpoints and resuming, final
+evaluation, and the metrics they report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from mepoly_dist import evaluation
+from mepoly_dist.cli import main
+from mepoly_dist.train import latest_checkpoint, resolve_config
+
+
+def _train(out, *args):
+    main(["train", *args, "--out", str(out), "--no-progress-bar"])
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_bandit_run_writes_everything_and_resumes(tmp_path):
+    out = tmp_path / "lemniscate"
+    metrics = _train(out, "lemniscate", "--steps", "1024", "--hp", "n_epochs=2")
+    assert metrics["num_timesteps"] == 1024 and metrics["env_id"] == "mepoly/Bandit-v0"
+    assert set(metrics) >= {"tv_to_target", "coverage", "mean_reward", "alpha", "normalize_advantage", "train_seconds"}
+    assert metrics["alpha"] == 0.2 and metrics["normalize_advantage"] is False
+    for name in ("density.png", "learning_curves.png", "model.zip", "config.yml", "eval_curve.csv", "action_samples.npy"):
+        assert (out / name).exists(), name
+    assert list((out / "tb").rglob("events.out.tfevents.*"))
+    config = yaml.safe_load((out / "config.yml").read_text())
+    assert config["hyperparams"]["n_epochs"] == 2 and config["policy_kwargs"]["order"] == 14
+    # a longer run on the same directory resumes from the latest checkpoint
+    metrics = _train(out, "lemniscate", "--steps", "2048")
+    assert metrics["num_timesteps"] == 2048
+    assert latest_checkpoint(out).name == "model_2048_steps.zip"
+    assert yaml.safe_load((out / "config.yml").read_text())["hyperparams"]["n_epochs"] == 2  # saved settings kept
+
+
+def test_interrupted_run_loses_at_most_one_interval(tmp_path):
+    out = tmp_path / "run"
+    _train(out, "two_moons", "--steps", "3072", "--checkpoint-every", "1024", "--hp", "n_epochs=1")
+    # simulate a crash after the second checkpoint: final model and last checkpoint are gone
+    (out / "model.zip").unlink()
+    (out / "checkpoints" / "model_3072_steps.zip").unlink()
+    assert latest_checkpoint(out).name == "model_2048_steps.zip"
+    metrics = _train(out, "two_moons", "--steps", "3072")
+    assert metrics["num_timesteps"] == 3072
+
+
+def test_smooth_world_run_and_eval(tmp_path):
+    out = tmp_path / "four_walls"
+    metrics = _train(out, "four_walls", "--steps", "1024", "--n-envs", "32", "--hp", "n_steps=32", "n_epochs=1", "--policy-kwargs", "order=4")
+    assert metrics["layout"] == "four_walls" and len(metrics["starts"]) == 1
+    start = metrics["starts"][0]
+    assert start["start"] == [12.5, 12.5] and len(start["goal_counts"]) == 4
+    assert 0.0 <= metrics["success_rate"] <= 1.0 and 0.0 <= metrics["goal_entropy"] <= 1.0
+    assert (out / "trajectories.png").exists()
+    main(["eval", str(out), "--episodes", "8"])
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["episodes_per_start"] == 8 and again["num_timesteps"] == 1024
+
+
+def test_gaussian_policy_trains_on_the_bandit(tmp_path):
+    metrics = _train(tmp_path / "g", "lemniscate", "--policy", "gaussian", "--steps", "1024", "--hp", "n_epochs=1")
+    assert metrics["policy"] == "gaussian" and 0.0 <= metrics["coverage"] <= 1.0
+
+
+def test_bad_options_name_the_problem():
+    from mepoly_dist.envs import make_vec_env
+
+    with pytest.raises(ValueError, match="unknown Smooth World layout 'nowhere'"):
+        make_vec_env(resolve_config("four_walls", "mepoly").env_id, layout="nowhere")
+    with pytest.raises(ValueError, match="unknown policy"):
+        resolve_config("lemniscate", "beta")
+    with pytest.raises(ValueError, match="key=value"):
+        resolve_config("lemniscate", "mepoly", hp=["ent_coef"])
+    with pytest.raises(SystemExit):
+        main(["train", "lemniscate", "--policy", "beta"])
+
+
+def test_presets_follow_the_paper_bandit_settings():
+    config = resolve_config("lemniscate", "mepoly")
+    assert config.n_envs * config.hyperparams["n_steps"] == 1024
+    assert math.ceil(1024 / config.hyperparams["batch_size"]) == 6 and config.hyperparams["n_epochs"] == 10
+    assert config.alpha == 0.2 and config.n_timesteps == 102_400 and config.policy_kwargs["order"] == 14
+    assert config.hyperparams["normalize_advantage"] is False
+
+
+def test_goal_entropy_and_bandit_metrics_by_hand():
+    assert evaluation.goal_entropy([25, 25, 25, 25]) == pytest.approx(1.0)
+    assert evaluation.goal_entropy([10, 0, 0, 0]) == 0.0
+    assert evaluation.goal_entropy([1, 1]) == pytest.approx(1.0)
+    assert evaluation.goal_entropy([3, 1]) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(2))
+    points = np.array([[0.0, 0.0], [0.5, 0.5]])
+    samples = np.array([[0.01, 0.0], [0.9, 0.9]])
+    found = evaluation.bandit_metrics(samples, points, alpha=0.2)
+    assert found["coverage"] == 0.5  # only the first point has a sample within 0.05
+    expected = np.mean([np.exp(-0.01**2 / 0.02), np.exp(-(2 * 0.4**2) / 0.02)])
+    assert found["mean_reward"] == pytest.approx(expected)
