@@ -12,7 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["cpu_model", "mem_total_gib", "git_commit", "results_header", "markdown_table", "command_line"]
+__all__ = ["cpu_model", "mem_total_gib", "git_commit", "results_header", "markdown_table", "command_line", "VARIANTS", "train_run",
+           "run_parallel"]
+
+#: method-name suffixes (``mepoly+normadv``) -> SB3 hyperparameter overrides
+VARIANTS = {
+    "normadv": {"normalize_advantage": True},  # SB3's default advantage normalization
+    "noent": {"ent_coef": 0.0},  # no entropy bonus (SB3's Gaussian std grows without bound under one)
+}
 
 
 def cpu_model() -> str:
@@ -81,3 +88,39 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
+
+
+def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None = None, hp=()) -> dict:
+    """One ``mepoly train`` run (one torch thread) for a benchmark; returns its final metrics.
+
+    ``method`` is a policy name with optional ``+variant`` suffixes from :data:`VARIANTS`.
+    """
+    import json
+    import time
+
+    import torch
+
+    from mepoly_dist.train import resolve_config, train
+
+    torch.set_num_threads(1)
+    policy, *variants = method.split("+")
+    overrides = [f"{k}={json.dumps(v)}" for name in variants for k, v in VARIANTS[name].items()] + list(hp)
+    config = resolve_config(env, policy, seed, hp=overrides, n_timesteps=steps)
+    start = time.perf_counter()
+    metrics = train(config, run_dir, progress_bar=False)
+    metrics["wall_clock_s"] = time.perf_counter() - start
+    return metrics
+
+
+def run_parallel(jobs: dict, workers: int, report) -> dict:
+    """Run ``jobs[key] = (function, args)`` in ``workers`` processes; ``report(key, result)`` as each ends."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    results = {}
+    with ProcessPoolExecutor(workers) as pool:
+        futures = {pool.submit(fn, *args): key for key, (fn, args) in jobs.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            results[key] = future.result()
+            report(key, results[key])
+    return results

@@ -15,20 +15,19 @@ TV between the policy's action histogram (32 x 32 cells, 10^5 samples) and the B
 ``exp(r / alpha)``, coverage of the target points (4096 samples, radius 0.05), mean reward,
 environment samples and wall-clock per run.
 
-A method name may carry overrides after ``+``: ``mepoly+normadv`` is MePoly with SB3's
-advantage normalization switched on (the main rows use ``normalize_advantage=False``, under
-which ``exp(r / alpha)`` is PPO's MaxEnt optimum).  Writes ``OUT/bandit.md`` and
+A method name may carry overrides after ``+`` (``_common.VARIANTS``): ``mepoly+normadv`` is
+MePoly with SB3's advantage normalization switched on (the main rows use
+``normalize_advantage=False``, under which ``exp(r / alpha)`` is PPO's MaxEnt optimum);
+``gaussian+noent`` drops the entropy bonus, which for SB3's state-independent Gaussian only
+grows the standard deviation until the clipped actions pile up on the box's faces.  Writes ``OUT/bandit.md`` and
 ``OUT/bandit.png`` (one sample-histogram panel per method and target, seed 0, beside the target).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -37,25 +36,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, results_header  # noqa: E402
-
-#: suffix -> hyperparameter overrides
-VARIANTS = {"normadv": {"normalize_advantage": True}}
-
-
-def run_one(target: str, method: str, seed: int, run_dir: str, steps: int | None) -> dict:
-    import torch
-
-    from mepoly_dist.train import resolve_config, train
-
-    torch.set_num_threads(1)
-    policy, *variants = method.split("+")
-    hp = [f"{k}={json.dumps(v)}" for name in variants for k, v in VARIANTS[name].items()]
-    config = resolve_config(target, policy, seed, hp=hp, n_timesteps=steps)
-    start = time.perf_counter()
-    metrics = train(config, run_dir, progress_bar=False)
-    metrics["wall_clock_s"] = time.perf_counter() - start
-    return metrics
+from _common import markdown_table, results_header, run_parallel, train_run  # noqa: E402
 
 
 def summarize(results: dict, targets, methods, seeds) -> str:
@@ -128,16 +109,14 @@ def main(argv=None):
     runs_dir, out = Path(args.runs_dir), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     header = results_header("Bandit benchmark: PPO on the paper's lemniscate and two moons (section 5.2)", args.seeds)
-    jobs = [(t, m, s) for t in args.targets for m in args.methods for s in args.seeds]
-    results = {}
-    with ProcessPoolExecutor(args.workers) as pool:
-        futures = {pool.submit(run_one, t, m, s, str(runs_dir / f"{t}__{m}__{s}"), args.steps): (t, m, s) for t, m, s in jobs}
-        for future in as_completed(futures):
-            key = futures[future]
-            results[key] = future.result()
-            m = results[key]
-            print(f"{key}: coverage {m['coverage']:.3f}  TV {m['tv_to_target']:.3f}  reward {m['mean_reward']:.3f}  "
-                  f"{m['train_seconds']:.0f} s", flush=True)
+    jobs = {(t, m, s): (train_run, (t, m, s, str(runs_dir / f"{t}__{m}__{s}"), args.steps))
+            for t in args.targets for m in args.methods for s in args.seeds}
+
+    def report(key, m):
+        print(f"{key}: coverage {m['coverage']:.3f}  TV {m['tv_to_target']:.3f}  reward {m['mean_reward']:.3f}  "
+              f"{m['train_seconds']:.0f} s", flush=True)
+
+    results = run_parallel(jobs, args.workers, report)
     text = header + "\n" + summarize(results, args.targets, args.methods, args.seeds)
     name = "bandit_quick" if args.quick else "bandit"
     figure(out / f"{name}.png", runs_dir, args.targets, args.methods)

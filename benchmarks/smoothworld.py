@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+r"""Smooth World navigation (section 5.1) as a reproducible benchmark.
+
+Usage (from the repository root)::
+
+    python benchmarks/smoothworld.py [--layouts four_walls two_walls] [--methods mepoly gaussian]
+                                     [--seeds 0 1 2] [--steps N] [--workers 2] [--quick]
+
+Every (layout, method, seed) is one ``mepoly train`` run with the presets of ``presets/ppo.yml``
+(PPO, 64 batched envs x 32 steps per iteration), in ``runs/bench-smoothworld/...``.  The final
+evaluation runs 100 stochastic episodes from each of the layout's fixed starts
+(``Layout.eval_starts``: the centre of four_walls, the left side of two_walls, ...) and reports
+the success rate, the goal region each episode ended in (counts) and the normalized goal entropy
+``H(goal) / log K``; ``eval_curve.csv`` (20 episodes per checkpoint) gives the steps to reach
+0.9 success.  Writes ``OUT/smoothworld.md`` and ``OUT/smoothworld.png`` (trajectory fans, seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown_table, results_header, run_parallel, train_run  # noqa: E402
+
+
+def steps_to_success(run_dir: Path, threshold: float = 0.9):
+    path = run_dir / "eval_curve.csv"
+    if not path.exists():
+        return None
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if float(row["success_rate"]) >= threshold:
+                return int(row["timesteps"])
+    return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layouts", nargs="+", default=["four_walls", "two_walls"])
+    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=None, help="environment steps per run (default: the preset's)")
+    parser.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides for every run")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="20k steps, one seed (smoke run)")
+    parser.add_argument("--runs-dir", default="runs/bench-smoothworld")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.seeds = 20_480, args.seeds[:1]
+    runs_dir, out = Path(args.runs_dir), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = results_header("Smooth World benchmark: PPO on the paper's navigation layouts (section 5.1)", args.seeds,
+                            extra=f"* hyperparameter overrides: {args.hp or 'none (presets)'}")
+    jobs = {(l, m, s): (train_run, (l, m, s, str(runs_dir / f"{l}__{m}__{s}"), args.steps, args.hp))
+            for l in args.layouts for m in args.methods for s in args.seeds}
+
+    def report(key, m):
+        print(f"{key}: success {m['success_rate']:.2f}  goal entropy {m['goal_entropy']:.2f}  "
+              f"goals {[s['goal_counts'] for s in m['starts']]}  {m['train_seconds']:.0f} s", flush=True)
+
+    results = run_parallel(jobs, args.workers, report)
+    rows = []
+    for (layout, method, seed), m in sorted(results.items()):
+        reach = steps_to_success(runs_dir / f"{layout}__{method}__{seed}")
+        for start in m["starts"]:
+            rows.append([layout, method, seed, tuple(start["start"]), f"{start['success_rate']:.2f}", start["goal_counts"],
+                         f"{start['goal_entropy']:.2f}", reach if reach is not None else "not reached", m["num_timesteps"],
+                         f"{m['train_seconds']:.0f}"])
+    table = markdown_table(["layout", "method", "seed", "start", "success", "goal counts", "goal entropy / log K",
+                            "steps to 0.9 success", "steps", "train s"], rows)
+    name = "smoothworld_quick" if args.quick else "smoothworld"
+    figure(out / f"{name}.png", runs_dir, args.layouts, args.methods)
+    text = header + "\n" + table + f"\n![trajectory fans, seed 0]({name}.png)\n"
+    (out / f"{name}.md").write_text(text)
+    print(text)
+
+
+def figure(path: Path, runs_dir: Path, layouts, methods) -> None:
+    """Trajectory fans of seed 0 (re-rolled from the saved models, 30 episodes per start)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    from mepoly_dist.envs.layouts import LAYOUTS
+    from mepoly_dist.envs.smooth_world import draw_layout
+    from mepoly_dist.evaluation import rollout_from_start
+    from mepoly_dist.train import load_model
+
+    fig, axes = plt.subplots(len(layouts), len(methods), figsize=(4 * len(methods), 4 * len(layouts)), squeeze=False)
+    for r, layout in enumerate(layouts):
+        for c, method in enumerate(methods):
+            ax = axes[r, c]
+            draw_layout(ax, LAYOUTS[layout])
+            run_dir = runs_dir / f"{layout}__{method}__0"
+            if (run_dir / "model.zip").exists():
+                _, model = load_model(run_dir)
+                for start in LAYOUTS[layout].eval_starts:
+                    paths, _ = rollout_from_start(model.policy, layout, start, episodes=30)
+                    for xy in paths:
+                        lines = LineCollection(np.stack([xy[:-1], xy[1:]], 1), cmap="plasma", linewidths=1.2, alpha=0.7)
+                        lines.set_array(np.linspace(0, 1, len(xy) - 1))
+                        ax.add_collection(lines)
+            ax.set_title(f"{layout}: {method}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
