@@ -183,3 +183,20 @@ def test_gaussian_only_options_raise():
         _ppo(log_std_init=-1.0)
     with pytest.raises(ValueError, match="lambda_clip"):
         _ppo(lambda_clip=-1.0)
+
+
+def test_diagnostics_callback_logs_under_its_own_prefix(tmp_path):
+    import csv
+
+    from stable_baselines3.common.logger import configure
+
+    from mepoly_dist.sb3 import MePolyDiagnostics
+
+    model = _ppo()
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(64, callback=MePolyDiagnostics())
+    rows = list(csv.DictReader((tmp_path / "progress.csv").open()))
+    logged = {k: float(v) for k, v in rows[-1].items() if k.startswith("mepoly/") and v}
+    assert set(logged) == {"mepoly/entropy_mean", "mepoly/entropy_min", "mepoly/lambda_abs_max", "mepoly/log_partition_mean"}
+    assert 0 < logged["mepoly/entropy_min"] <= logged["mepoly/entropy_mean"] <= 2 * math.log(2) + 1e-4
+    assert logged["mepoly/lambda_abs_max"] >= 0

@@ -8,7 +8,7 @@ everything a run produces, rl-zoo3 style:
   running the same ``train`` command on the same directory resumes from the latest one, so
   an interrupted run loses at most one interval;
 * ``model.zip``: the final model (``PPO.load``-able);
-* ``tb/``: TensorBoard logs (SB3's keys, plus ``eval/*`` at every checkpoint);
+* ``tb/``: TensorBoard logs (SB3's keys, ``eval/*`` at every checkpoint, ``mepoly/*`` diagnostics of the head);
 * ``*.monitor.csv``: per-episode rewards (SB3's ``VecMonitor``), ``eval_curve.csv``;
 * after training, ``metrics.json`` and the plots: ``density.png`` (bandit: the policy's density
   beside the Boltzmann target), ``trajectories.png`` (Smooth World fans from the fixed starts),
@@ -288,6 +288,10 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
         callbacks = [CheckpointCallback(every, str(run_dir / "checkpoints"), name_prefix="model")]
         if config.env_id in (BANDIT_ID, SMOOTH_WORLD_ID):
             callbacks.append(_EvalCurveCallback.make(config, run_dir, config.checkpoint_every))
+        if config.policy == "mepoly":
+            from .sb3 import MePolyDiagnostics
+
+            callbacks.append(MePolyDiagnostics())
         model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
                     tb_log_name=config.algo.upper(), progress_bar=progress_bar)
     model.save(run_dir / "model.zip")

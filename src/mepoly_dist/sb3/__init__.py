@@ -5,10 +5,18 @@
 >>> model = PPO(MePolyActorCriticPolicy, "Pendulum-v1", policy_kwargs=dict(order=8))  # doctest: +SKIP
 """
 
+from .callbacks import MePolyDiagnostics
 from .distributions import MePolyDistribution, MePolyHead
 from .policies import MePolyActorCriticPolicy, check_action_space
 
-__all__ = ["MePolyActorCriticPolicy", "MePolyDistribution", "MePolyHead", "check_action_space", "MePolyRecurrentActorCriticPolicy"]
+__all__ = [
+    "MePolyActorCriticPolicy",
+    "MePolyDistribution",
+    "MePolyHead",
+    "MePolyDiagnostics",
+    "check_action_space",
+    "MePolyRecurrentActorCriticPolicy",
+]
 
 
 def __getattr__(name):
