@@ -45,6 +45,8 @@ ALIASES: dict[str, tuple[str, dict]] = {
     **{name: (SMOOTH_WORLD_ID, {"layout": name}) for name in LAYOUT_NAMES},
 }
 POLICIES = ("mepoly", "gaussian")
+#: the paper's entropy coefficient / target temperature on the bandit (section 5.2)
+PAPER_ALPHA = 0.2
 
 
 def _algorithms() -> dict:
@@ -94,8 +96,11 @@ class RunConfig:
 
     @property
     def alpha(self) -> float:
-        """The entropy coefficient, i.e. the temperature of the MaxEnt optimum."""
-        return float(self.hyperparams.get("ent_coef", 0.0))
+        """Temperature of the bandit's Boltzmann target ``exp(r / alpha)`` used by the metrics: the
+        entropy coefficient (the MaxEnt optimum's temperature), or the paper's 0.2 for a run
+        without an entropy bonus (whose optimum is a point mass: no finite-temperature target)."""
+        ent_coef = float(self.hyperparams.get("ent_coef", 0.0))
+        return ent_coef if ent_coef > 0 else PAPER_ALPHA
 
 
 def _parse_overrides(items, option: str) -> dict:
