@@ -17,12 +17,15 @@ Sections
    independent separable formula (``E = T(x) L T(y)^T`` with numpy's Legendre Vandermonde
    matrices), not with the package's feature code or normalizer.
 2. **Speed and peak memory** of ``log_prob + entropy`` + backward at batch 4096, D = 2,
-   order 14, float32, one thread: the package's streaming normalizer, plain autograd on the
+   order 14, float32, one thread: the package's streaming normalizer (its default node-feature
+   operator, sum-factorized for these tensor rules, and the dense one), plain autograd on the
    materialized ``batch x nodes`` grid (the paper's formulation), and the floor (a bare matmul
    of the same shape + logsumexp, no grad).  Times are the best of interleaved repeats in this
    process; peak memory is measured per variant in a fresh subprocess (``VmHWM`` reset via
-   ``/proc/self/clear_refs``).  Also the paper's PPO-iteration workload (1024 samples,
-   10 epochs x 6 minibatches).
+   ``/proc/self/clear_refs``).  Then the dense against the Kronecker operator at batch 171
+   and 4096 on ``gauss_legendre:80`` and ``gauss_legendre:64``, the normalizer work of one PPO
+   iteration of the paper's bandit (60 minibatches of 171), the paper's PPO-iteration workload
+   with a network head (1024 samples, 10 epochs x 6 minibatches), and the tiling of the stream.
 3. **Scaling with D** (1..8): nodes, number of parameters, time and ``|A error|`` of the
    package default, tensor Gauss-Legendre and Sobol' rules on random natural parameters of a
    fixed scale, against 10^6..10^8-node tensor Gauss-Legendre references evaluated by
@@ -152,10 +155,29 @@ def streaming_step(fam, lam, x):
     return lam.grad
 
 
-def functional_step(fam, lam, x, chunk):
-    """What ``streaming_step`` does, through the functional normalizer with a fixed chunk."""
+_TWINS = {}
+
+
+def twin(fam, node_operator):
+    """The same family with the node-feature operator forced (``"dense"`` or ``"kronecker"``)."""
+    if fam.node_operator.kind == node_operator:
+        return fam
+    key = (id(fam), node_operator)
+    if key not in _TWINS:
+        _TWINS[key] = (fam, MePolyFamily(fam.dim, fam.order, fam.basis, fam.quadrature, dtype=fam.dtype, node_operator=node_operator))
+    return _TWINS[key][1]
+
+
+def streaming_dense_step(fam, lam, x):
+    """``streaming_step`` with the dense node-feature operator (the stored ``(N, F)`` matrix)."""
+    return streaming_step(twin(fam, "dense"), lam, x)
+
+
+def functional_step(fam, lam, x, chunk, rows=None):
+    """What ``streaming_step`` does, through the functional normalizer with a fixed tiling
+    (``rows`` batch rows, default all, by ``chunk`` nodes) and the family's operator."""
     lam = lam.detach().requires_grad_()
-    A, H = log_partition_and_entropy(lam, fam.node_features, fam.log_weights, chunk)
+    A, H = log_partition_and_entropy(lam, fam.node_operator, fam.log_weights, chunk, rows)
     ((fam.features(x) * lam).sum(-1) - A + H).sum().backward()
     return lam.grad
 
@@ -203,6 +225,7 @@ def floor_chunked_step(fam, lam, x, chunk=256):
 
 VARIANTS = {
     "streaming": streaming_step,
+    "streaming_dense": streaming_dense_step,
     "streaming_fwd": streaming_forward,
     "materialized": materialized_step,
     "floor": floor_step,
@@ -210,6 +233,7 @@ VARIANTS = {
 }
 VARIANT_LABEL = {
     "streaming": "(a) streaming: MePoly log_prob + entropy, backward",
+    "streaming_dense": "(a2) the same with the dense operator",
     "streaming_fwd": "(a') streaming, forward only (no grad)",
     "materialized": "(b) materialized grid, plain autograd",
     "floor": "(c) floor: matmul + logsumexp, no grad",
@@ -554,21 +578,39 @@ def plot_accuracy(results, out, default_spec):
 # section 2: speed and memory at batch 4096, and the PPO workload
 # ----------------------------------------------------------------------------------------
 def ppo_iteration(fam, impl, head, obs, actions, epochs, minibatch, gen):
-    """One PPO update's worth of log_prob + entropy forward/backward (no optimizer step)."""
+    """One PPO update's worth of log_prob + entropy forward/backward (no optimizer step);
+    ``impl``: ``"streaming"`` (the family's operator), ``"streaming_dense"`` or ``"materialized"``."""
     n = obs.shape[0]
+    dense = twin(fam, "dense")
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen)
         for idx in perm.split(minibatch):
             lam = head(obs[idx])
             x = actions[idx]
-            if impl == "streaming":
-                dist = MePoly(lam, fam)
+            if impl in ("streaming", "streaming_dense"):
+                dist = MePoly(lam, fam if impl == "streaming" else dense)
                 log_prob, H = dist.log_prob(x), dist.entropy()
             else:
                 log_prob, H = materialized_terms(lam, fam.node_features, fam.log_weights, fam.features(x))
             loss = -(log_prob.mean() + 0.01 * H.mean())
             head.zero_grad(set_to_none=True)
             loss.backward()
+
+
+def ppo_normalizer_work(fam, lam, epochs, minibatch, gen):
+    """The normalizer work of one PPO iteration: for each minibatch of rows of ``lam``, forward
+    and backward of ``log_partition_and_entropy`` with the package's tiling (no network)."""
+    for _ in range(epochs):
+        for idx in torch.randperm(lam.shape[0], generator=gen).split(minibatch):
+            lam_b = lam[idx].requires_grad_()
+            rows, chunk = fam.tile_for(lam_b.shape[0])
+            A, H = log_partition_and_entropy(lam_b, fam.node_operator, fam.log_weights, chunk, rows)
+            (A.mean() - 0.01 * H.mean()).backward()
+
+
+def previous_chunk(batch):
+    """Nodes per step of the package before the tiling of large batches (all rows at once)."""
+    return max(256, (1 << 18) // batch)
 
 
 def section_speed(args, log):
@@ -583,15 +625,18 @@ def section_speed(args, log):
     timing, checks, memory = {}, {}, {}
     for spec in specs:
         fam = MePolyFamily(dim, order, quadrature=spec, dtype=torch.float32)
-        # correctness: the streaming and the materialized implementation agree
+        # correctness: the streaming and the materialized implementation agree, and so do the operators
         g_s = streaming_step(fam, lam, x)
+        g_d = streaming_dense_step(fam, lam, x)
         g_m = materialized_step(fam, lam, x)
         with torch.no_grad():
             lp_m, H_m = materialized_terms(lam, fam.node_features, fam.log_weights, fam.features(x))
             d = MePoly(lam, fam)
             lp_s, H_s = d.log_prob(x), d.entropy()
         checks[spec] = dict(
+            operator=fam.node_operator.kind,
             grad=float((g_s - g_m).abs().max()),
+            grad_dense=float((g_s - g_d).abs().max()),
             grad_scale=float(g_m.abs().max()),
             logp=float((lp_s - lp_m).abs().max()),
             H=float((H_s - H_m).abs().max()),
@@ -600,17 +645,52 @@ def section_speed(args, log):
         log(f"  timing {spec} ({fam.quadrature.num_nodes} nodes), {repeats} interleaved repeats ...")
         timing[spec] = interleaved_best(fns, repeats)
         timing[spec]["_nodes"] = fam.quadrature.num_nodes
+        timing[spec]["_operator"] = fam.node_operator.kind
+        timing[spec]["_tile"] = fam.tile_for(batch)
         del fam
+        _TWINS.clear()
         gc.collect()
         for name in VARIANTS:
             if args.quick and spec != default_spec and name != "streaming":
                 continue
             memory[(spec, name)] = measure_memory(name, spec, batch, order, args.seed)
-    # the PPO workload
+
+    # dense against Kronecker operator, through MePoly (the package's tiling), at two batch sizes
+    op_specs = [default_spec, "gauss_legendre:64"]
+    op_batches = [171, batch]
+    op_times = {}
+    for spec in op_specs:
+        kron = MePolyFamily(dim, order, quadrature=spec, dtype=torch.float32, node_operator="kronecker")
+        dense = MePolyFamily(dim, order, quadrature=spec, dtype=torch.float32, node_operator="dense")
+        for b in op_batches:
+            lam_b, x_b = lam[:b], x[:b]
+            fns = {
+                "kronecker": lambda lam_b=lam_b, x_b=x_b: streaming_step(kron, lam_b, x_b),
+                "dense": lambda lam_b=lam_b, x_b=x_b: streaming_step(dense, lam_b, x_b),
+                "previous": lambda lam_b=lam_b, x_b=x_b: functional_step(dense, lam_b, x_b, previous_chunk(b)),
+            }
+            log(f"  operators {spec}, batch {b} ...")
+            op_times[(spec, b)] = interleaved_best(fns, repeats if b > 1000 else 3 * repeats)
+            op_times[(spec, b)]["_tile"] = (kron.tile_for(b), dense.tile_for(b))
+        del kron, dense
+
+    # the normalizer work of one PPO iteration of the paper's bandit: 10 epochs x 6 minibatches of <= 171
     n_samples, epochs, minibatch = 1024, (1 if args.quick else 10), 171
     ppo_repeats = 1 if args.quick else 3
+    lam_ppo = random_params(dim, order, n_samples, gen, dtype=torch.float32)
+    ppo_norm = {}
+    for spec in op_specs:
+        fams = {k: MePolyFamily(dim, order, quadrature=spec, dtype=torch.float32, node_operator=k) for k in ("kronecker", "dense")}
+        fns = {k: (lambda f=f: ppo_normalizer_work(f, lam_ppo, epochs, minibatch, gen)) for k, f in fams.items()}
+        log(f"  PPO normalizer work {spec} ...")
+        for k, (best, med) in interleaved_best(fns, ppo_repeats + 2, warmup=True).items():
+            ppo_norm[(spec, k)] = (best * (10 / epochs), med * (10 / epochs))
+        del fams
+
+    # the PPO workload with a network head
     obs_dim = 16
     ppo = {}
+    impls = ("streaming", "streaming_dense", "materialized")
     for spec in specs:
         fam = MePolyFamily(dim, order, quadrature=spec, dtype=torch.float32)
         torch.manual_seed(args.seed)
@@ -619,34 +699,38 @@ def section_speed(args, log):
             head.weight.mul_(SCALE / math.sqrt(fam.num_params))
         obs = torch.randn(n_samples, obs_dim, generator=gen)
         actions = torch.rand(n_samples, dim, generator=gen) * 2 - 1
-        fns = {impl: (lambda impl=impl: ppo_iteration(fam, impl, head, obs, actions, epochs, minibatch, gen)) for impl in ("streaming", "materialized")}
+        fns = {impl: (lambda impl=impl: ppo_iteration(fam, impl, head, obs, actions, epochs, minibatch, gen)) for impl in impls}
+        log(f"  PPO workload {spec} ...")
         for impl, (best, _) in interleaved_best(fns, ppo_repeats, warmup=False).items():
             ppo[(spec, impl)] = best * (10 / epochs)
         del fam
-    # chunk size of the streaming normalizer, at this batch and at the PPO minibatch
-    chunks = [256, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048, 8192]
-    chunk_times, package_chunk = {}, {}
-    fam = MePolyFamily(dim, order, quadrature=default_spec, dtype=torch.float32)
-    default_chunk = fam.chunk_size
-    for b in (minibatch, batch):
-        lam_b, x_b = lam[:b], x[:b]
-        package_chunk[b] = getattr(fam, "chunk_for", lambda n: fam.chunk_size)(b)
-        fns = {c: (lambda c=c, lam_b=lam_b, x_b=x_b: functional_step(fam, lam_b, x_b, c)) for c in chunks}
-        fns["package"] = lambda lam_b=lam_b, x_b=x_b: streaming_step(fam, lam_b, x_b)
-        fns["materialized"] = lambda lam_b=lam_b, x_b=x_b: materialized_step(fam, lam_b, x_b)
-        fns["floor_chunked"] = lambda lam_b=lam_b, x_b=x_b: floor_chunked_step(fam, lam_b, x_b)
-        chunk_times[b] = interleaved_best(fns, repeats if b == batch else 3 * repeats)
-    del fam
+        _TWINS.clear()
+
+    # tiling of the stream: all rows at once with a fixed chunk, against the package's tiles
+    chunks = [256, 1024] if args.quick else [256, 512, 1024, 2048, 6400]
+    tile_times, package_tile = {}, {}
+    for kind in ("kronecker", "dense"):
+        fam = MePolyFamily(dim, order, quadrature=default_spec, dtype=torch.float32, node_operator=kind)
+        for b in (minibatch, batch):
+            lam_b, x_b = lam[:b], x[:b]
+            package_tile[(kind, b)] = fam.tile_for(b)
+            fns = {c: (lambda c=c, lam_b=lam_b, x_b=x_b: functional_step(fam, lam_b, x_b, c)) for c in chunks}
+            fns["package"] = lambda lam_b=lam_b, x_b=x_b: streaming_step(fam, lam_b, x_b)
+            log(f"  tiling {kind}, batch {b} ...")
+            tile_times[(kind, b)] = interleaved_best(fns, repeats if b == batch else 3 * repeats)
+        del fam
 
     lines = [f"## 2. Speed and peak memory (batch {batch}, D = {dim}, order {order}, float32, 1 thread)", ""]
+    tiles = "; ".join(f"`{s}`: {timing[s]['_operator']} operator, tiles of {timing[s]['_tile'][0]} rows x {timing[s]['_tile'][1]} nodes" for s in specs)
     lines.append(
         f"Work per call: `log_prob(x) + entropy()` for a batch of {batch} natural-parameter vectors "
         f"(random, energy pointwise std <= {SCALE:g}) and {batch} actions, summed, then backward to the parameters. "
-        f"(a) the package (`MePoly`, streaming custom autograd, "
-        f"{getattr(MePolyFamily(1, 0), 'chunk_for', lambda n: MePolyFamily(1, 0).chunk_size)(batch)} nodes per step at this batch); "
+        f"(a) the package (`MePoly`, streaming custom autograd with the family's default node-feature operator -- {tiles}); "
+        f"(a2) the same with `node_operator=\"dense\"` (the stored `(N, F)` feature matrix); "
         f"(b) the paper's formulation with plain autograd: `e = lam @ Phi.T; logits = e + logw; A = logsumexp; "
         f"p = softmax; H = A - sum(p * e); log_prob = lam . phi(x) - A`; (c) the floor: `logsumexp(addmm(logw, lam, Phi.T))` "
-        f"without grad (one matmul of the same shape); (c') the same floor in 256-node chunks (no `batch x nodes` matrix). "
+        f"without grad (one dense matmul of the same shape); (c') the same floor in 256-node chunks (no `batch x nodes` matrix). "
+        f"The sum-factorized operator does fewer multiply-adds than the dense matmul of the floors, so (a) can beat them. "
         f"Time: best (median) of {repeats} repeats, variants interleaved round-robin in one process. "
         f"Peak memory: each variant in a fresh subprocess (`MALLOC_MMAP_THRESHOLD_=65536`, warm-up call, "
         f"`malloc_trim`), peak RSS (`VmHWM`, reset through `/proc/self/clear_refs`) during one call minus the RSS "
@@ -681,6 +765,7 @@ def section_speed(args, log):
         s_mem = memory.get((spec, "streaming"), {}).get("peak_mib")
         summary[spec] = dict(
             t_stream=t["streaming"][0],
+            t_dense=t["streaming_dense"][0],
             t_mat=t["materialized"][0],
             t_floor=floor_t,
             t_floor_chunked=floor_c,
@@ -690,9 +775,10 @@ def section_speed(args, log):
     lines.append(md_table(header, rows, ["---", "--:", "---", "--:", "--:", "--:", "--:", "--:"]))
     lines.append("")
     lines.append(
-        "Agreement of (a) and (b) (float32): "
+        "Agreement (float32): "
         + "; ".join(
-            f"`{s}`: max abs diff of grad {c['grad']:.1e} (grad scale {c['grad_scale']:.1f}), log_prob {c['logp']:.1e}, entropy {c['H']:.1e}"
+            f"`{s}`: (a) vs (b) max abs diff of grad {c['grad']:.1e} (grad scale {c['grad_scale']:.1f}), log_prob {c['logp']:.1e}, "
+            f"entropy {c['H']:.1e}; (a) vs (a2) grad {c['grad_dense']:.1e}"
             for s, c in checks.items()
         )
         + "."
@@ -714,8 +800,55 @@ def section_speed(args, log):
             f"* `{spec}`: streaming time {fmt_t(s['t_stream'])} = {s['t_stream'] / s['t_floor']:.2f} x the floor (c) "
             f"({fmt_t(s['t_floor'])}): target <= 2x **{'MET' if ok else 'NOT MET'}**; against the chunked floor (c') "
             f"{s['t_stream'] / s['t_floor_chunked']:.2f} x ({'within' if ok_c else 'over'} 2x). "
-            f"Speed-up over the materialized autograd: {s['t_mat'] / s['t_stream']:.1f} x."
+            f"Speed-up over the materialized autograd: {s['t_mat'] / s['t_stream']:.1f} x; over the dense operator (a2): "
+            f"{s['t_dense'] / s['t_stream']:.2f} x."
         )
+    lines.append("")
+
+    lines.append(
+        f"**Dense vs Kronecker operator** (`MePolyFamily(..., node_operator=...)`): the work of (a) through `MePoly` with each "
+        f"operator and the package's tiling (`family.tile_for(batch)`, rows x nodes per step), and the package before the "
+        f"Kronecker operator and the tiling ('previous': dense, all rows at once, {previous_chunk(batch)} nodes per step at "
+        f"batch {batch}, `max(256, 2^18 / batch)` in general); best (median) of {repeats} repeats at batch {batch}, "
+        f"{3 * repeats} at batch 171, interleaved:"
+    )
+    lines.append("")
+    orow = []
+    for (spec, b), t in op_times.items():
+        (kr, kc), (dr, dc) = t["_tile"]
+        orow.append(
+            [
+                f"`{spec}`",
+                b,
+                f"{fmt_t(t['previous'][0])} ({fmt_t(t['previous'][1])})",
+                f"{fmt_t(t['dense'][0])} ({fmt_t(t['dense'][1])})",
+                f"{fmt_t(t['kronecker'][0])} ({fmt_t(t['kronecker'][1])})",
+                f"{t['dense'][0] / t['kronecker'][0]:.2f}",
+                f"{t['previous'][0] / t['kronecker'][0]:.2f}",
+                f"{kr} x {kc}",
+            ]
+        )
+    lines.append(
+        md_table(
+            ["rule", "batch", "previous (dense, untiled)", "dense", "Kronecker", "dense / Kronecker", "previous / Kronecker", "tile (rows x nodes)"],
+            orow,
+        )
+    )
+    lines.append("")
+    lines.append(
+        f"**Normalizer work of one PPO iteration** of the paper's bandit ({n_samples} samples, 10 epochs x "
+        f"{math.ceil(n_samples / minibatch)} minibatches of <= {minibatch} = {10 * math.ceil(n_samples / minibatch)} minibatches): "
+        f"forward and backward of `log_partition_and_entropy` on random natural parameters (energy std <= {SCALE:g}) with "
+        f"the package's tiling, no network; best (median) of {ppo_repeats + 2}"
+        + (f"; --quick ran {epochs} epoch and scales by 10" if args.quick else "")
+        + ":"
+    )
+    lines.append("")
+    nrow = []
+    for spec in op_specs:
+        (db, dm), (kb, km) = ppo_norm[(spec, "dense")], ppo_norm[(spec, "kronecker")]
+        nrow.append([f"`{spec}`", f"{db:.3f} s ({dm:.3f} s)", f"{kb:.3f} s ({km:.3f} s)", f"{db / kb:.2f}"])
+    lines.append(md_table(["rule", "dense s/iteration", "Kronecker s/iteration", "speed-up"], nrow))
     lines.append("")
     lines.append(
         f"**PPO-iteration workload** ({n_samples} samples, 10 epochs x {math.ceil(n_samples / minibatch)} minibatches of "
@@ -728,31 +861,36 @@ def section_speed(args, log):
     prow = []
     for spec in specs:
         prow.append(
-            [f"`{spec}`", f"{timing[spec]['_nodes']:,}", f"{ppo[(spec, 'streaming')]:.2f} s", f"{ppo[(spec, 'materialized')]:.2f} s"]
+            [
+                f"`{spec}`",
+                f"{timing[spec]['_nodes']:,}",
+                f"{ppo[(spec, 'streaming')]:.2f} s ({timing[spec]['_operator']})",
+                f"{ppo[(spec, 'streaming_dense')]:.2f} s",
+                f"{ppo[(spec, 'materialized')]:.2f} s",
+            ]
         )
-    lines.append(md_table(["rule", "nodes", "streaming (package) s/iteration", "materialized autograd s/iteration"], prow))
+    lines.append(md_table(["rule", "nodes", "streaming (package) s/iteration", "streaming, dense operator", "materialized autograd s/iteration"], prow))
     lines.append("")
     lines.append("Reference point: the paper's reference implementation needs about 54 s per iteration on one core of this machine.")
     lines.append("")
     lines.append(
-        f"**Chunk size** (nodes per streaming step), `{default_spec}`: the work of (a) through the functional "
-        f"`log_partition_and_entropy(lam, feats, logw, chunk)` with a fixed chunk, next to the package's own choice "
-        f"(`MePoly`, `family.chunk_size` = {default_chunk}"
-        + (", enlarged for small batches by `family.chunk_for(batch)`" if hasattr(MePolyFamily, "chunk_for") else "")
-        + f"), (b) and (c') at the same batch; best of {repeats} ({3 * repeats} at batch {minibatch}):"
+        f"**Tiling of the stream**, `{default_spec}`: the work of (a) through the functional "
+        f"`log_partition_and_entropy(lam, family.node_operator, logw, chunk)` with all rows at once and a fixed chunk "
+        f"(rounded down to whole 80-node slabs by the Kronecker operator), next to the package's tiles (`MePoly`, "
+        f"`family.tile_for(batch)`: `chunk_size` = {MePolyFamily(1, 0).chunk_size} nodes, more for small batches, and "
+        f"as many rows as keep a step near 2^18 (row, node) pairs); best of {repeats} ({3 * repeats} at batch {minibatch}):"
     )
     lines.append("")
     crow = []
-    for b, t in chunk_times.items():
-        crow.append(
-            [b]
-            + [fmt_t(t[c][0]) for c in chunks]
-            + [f"{fmt_t(t['package'][0])} (chunk {package_chunk[b]})", fmt_t(t["materialized"][0]), fmt_t(t["floor_chunked"][0])]
-        )
-    lines.append(md_table(["batch"] + [f"chunk {c}" for c in chunks] + ["package (MePoly)", "(b) materialized", "(c') chunked floor"], crow))
+    for (kind, b), t in tile_times.items():
+        rows_, chunk_ = package_tile[(kind, b)]
+        crow.append([kind, b] + [fmt_t(t[c][0]) for c in chunks] + [f"{fmt_t(t['package'][0])} ({rows_} x {chunk_})"])
+    lines.append(md_table(["operator", "batch"] + [f"all rows, chunk {c}" for c in chunks] + ["package (rows x chunk)"], crow))
     lines.append("")
     log("\n".join(lines))
-    return lines, dict(summary=summary, timing=timing, memory=memory, ppo=ppo, batch=batch, chunk_times=chunk_times)
+    return lines, dict(
+        summary=summary, timing=timing, memory=memory, ppo=ppo, ppo_norm=ppo_norm, op_times=op_times, batch=batch, tile_times=tile_times
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -811,8 +949,14 @@ def section_scaling(args, log):
             nodes = fam64.quadrature.num_nodes
             del fam64
             fam = MePolyFamily(dim, order, quadrature=spec, dtype=torch.float32)
-            t_stream = interleaved_best({"s": lambda: streaming_step(fam, lam_t, x)}, repeats)["s"][0]
+            operator = fam.node_operator.kind
+            fns = {"s": lambda: streaming_step(fam, lam_t, x)}
+            if operator != "dense":
+                fns["d"] = lambda: streaming_dense_step(fam, lam_t, x)
+            times = interleaved_best(fns, repeats)
+            t_stream, t_dense = times["s"][0], times.get("d", (None,))[0]
             del fam
+            _TWINS.clear()
             gc.collect()
             row = dict(
                 dim=dim,
@@ -821,7 +965,9 @@ def section_scaling(args, log):
                 spec=spec,
                 default=spec == default_spec,
                 nodes=nodes,
+                operator=operator,
                 t=t_stream,
+                t_dense=t_dense,
                 t_build=t_build,
                 err_max=float(err.max()),
                 err_med=float(err.median()),
@@ -837,7 +983,9 @@ def section_scaling(args, log):
         f"Orders: 14 for D = 1, 2; 8 for D = 3; 4 for D >= 4 (so that num_params stays <= 495). Natural parameters: "
         f"`lambda_alpha ~ N(0, {SCALE:g}^2 / (F - 1))` for alpha != 0 (seed {args.seed}), so the energy has pointwise "
         f"standard deviation <= {SCALE:g} (equal at the corners); {batch} such vectors for the timing, {n_acc} for the "
-        f"accuracy. Time: `log_prob + entropy`, backward (the package's streaming path, float32), best of {repeats}. "
+        f"accuracy. Time: `log_prob + entropy`, backward (the package's streaming path, float32), best of {repeats}, with "
+        f"the family's default node-feature operator and, where that is the Kronecker one, with the dense one next to it "
+        f"(interleaved). "
         f"abs(A error): float64, max and median over the {n_acc} vectors, against an independent reference computed "
         f"with its own code: a tensor Gauss-Legendre rule of 10^6..10^8 nodes evaluated by `separable_log_partition` "
         f"(numpy Legendre tables, energy as `U Lambda V^T` over two halves of the dimensions), uncertainty = its "
@@ -847,7 +995,7 @@ def section_scaling(args, log):
         f"'build' is the time to construct the family (node features in float64)."
     )
     lines.append("")
-    header = ["D", "order", "num_params", "rule", "nodes", "time (a)", "build", "max abs(A err)", "median abs(A err)", "reference", "ref. uncertainty max (median)"]
+    header = ["D", "order", "num_params", "rule", "nodes", "operator", "time (a)", "time, dense operator", "build", "max abs(A err)", "median abs(A err)", "reference", "ref. uncertainty max (median)"]
     trows = []
     for r in rows:
         trows.append(
@@ -857,7 +1005,9 @@ def section_scaling(args, log):
                 r["F"],
                 f"`{r['spec']}`" + (" (default)" if r["default"] else ""),
                 f"{r['nodes']:,}",
+                r["operator"],
                 fmt_t(r["t"]),
+                fmt_t(r["t_dense"]) if r["t_dense"] is not None else "-",
                 fmt_t(r["t_build"]),
                 fmt_err(r["err_max"]),
                 fmt_err(r["err_med"]),
@@ -865,7 +1015,7 @@ def section_scaling(args, log):
                 f"{fmt_err(r['ref_unc'])} ({fmt_err(r['ref_unc_med'])})",
             ]
         )
-    lines.append(md_table(header, trows, ["--:", "--:", "--:", "---", "--:", "--:", "--:", "--:", "--:", "---", "--:"]))
+    lines.append(md_table(header, trows, ["--:", "--:", "--:", "---", "--:", "---", "--:", "--:", "--:", "--:", "--:", "---", "--:"]))
     lines.append("")
     log("\n".join(lines))
     return lines, rows
@@ -910,15 +1060,15 @@ def plot_scaling(rows, speed, out):
         ax.legend(fontsize=7)
     # section 2: time and peak memory per variant, D = 2
     specs = list(speed["timing"])
-    names = ["streaming", "materialized", "floor", "floor_chunked"]
-    width = 0.2
+    names = ["streaming", "streaming_dense", "materialized", "floor", "floor_chunked"]
+    width = 0.16
     for ax, what in ((axes[1, 0], "time"), (axes[1, 1], "memory")):
         for i, name in enumerate(names):
             if what == "time":
                 vals = [speed["timing"][s][name][0] for s in specs]
             else:
                 vals = [speed["memory"].get((s, name), {}).get("peak_mib", np.nan) for s in specs]
-            bars = ax.bar(np.arange(len(specs)) + (i - 1.5) * width, vals, width, label=VARIANT_LABEL[name])
+            bars = ax.bar(np.arange(len(specs)) + (i - 2) * width, vals, width, label=VARIANT_LABEL[name])
             for b, v in zip(bars, vals):
                 if np.isfinite(v):
                     label = (f"{v:.2f}" if v < 10 else f"{v:.0f}") if what == "memory" else (f"{v * 1e3:.0f} ms" if v < 1 else f"{v:.1f} s")

@@ -96,13 +96,13 @@ class MePoly(ExponentialFamily):
     # -- normalizer ---------------------------------------------------------------------
     def _expect(self, values: Tensor | None = None) -> Tensor:
         fam = self.family
-        chunk = fam.chunk_for(self.batch_shape.numel())
-        return expectation(self.natural_params, fam.node_features, fam.log_weights, values, chunk)
+        rows, chunk = fam.tile_for(self.batch_shape.numel())
+        return expectation(self.natural_params, fam.node_operator, fam.log_weights, values, chunk, rows)
 
     def _normalize(self, natural_params: Tensor):
         fam = self.family
-        chunk = fam.chunk_for(natural_params.shape[:-1].numel())
-        return log_partition_and_entropy(natural_params, fam.node_features, fam.log_weights, chunk)
+        rows, chunk = fam.tile_for(natural_params.shape[:-1].numel())
+        return log_partition_and_entropy(natural_params, fam.node_operator, fam.log_weights, chunk, rows)
 
     @lazy_property
     def _log_partition_and_entropy(self):

@@ -21,6 +21,11 @@ Rules:
 * :class:`SobolRule` -- scrambled Sobol' points (randomized quasi-Monte Carlo from
   ``scipy.stats.qmc``), whose cost does not grow exponentially with D; the rule for D = 4..8.
 
+The three tensor-product rules also keep their 1-D nodes in ``axis_nodes`` (``None`` for
+other rules): their ``nodes`` are all tuples ``(t[i_1], ..., t[i_D])`` in row-major order
+(the last index fastest), which lets :class:`~mepoly_dist.node_features.KroneckerNodeFeatures`
+factorize the normalizer's products.
+
 Pick a rule by object or by name with :func:`make_rule` (``"gauss_legendre:64"``,
 ``"composite_gauss_legendre:16x4"``, ``"trapezoid:256"``, ``"sobol:8192"``).
 """
@@ -56,6 +61,9 @@ class QuadratureRule:
 
     #: short name used by :func:`make_rule`
     name = "custom"
+    #: for a tensor-product rule, the ``(n,)`` float64 nodes of its 1-D factor (the same on
+    #: every axis; ``nodes`` lists their products in row-major order); None otherwise
+    axis_nodes: Tensor | None = None
 
     def __init__(self, nodes: np.ndarray, weights: np.ndarray):
         nodes = np.asarray(nodes, dtype=np.float64)
@@ -101,6 +109,7 @@ class QuadratureRule:
 
 
 def _tensor_product(points: np.ndarray, weights: np.ndarray, dim: int):
+    """Nodes and weights of the tensor-product rule, in row-major order of the 1-D indices."""
     grids = np.meshgrid(*([points] * dim), indexing="ij")
     nodes = np.stack([g.reshape(-1) for g in grids], axis=-1)
     wgrids = np.meshgrid(*([weights] * dim), indexing="ij")
@@ -128,6 +137,7 @@ class TrapezoidRule(QuadratureRule):
         w = np.full(self.points, 2.0 / (self.points - 1))
         w[[0, -1]] *= 0.5
         super().__init__(*_tensor_product(x, w, _positive_int(dim, "dim")))
+        self.axis_nodes = torch.from_numpy(x)
 
     @property
     def spec(self) -> str:
@@ -144,6 +154,7 @@ class GaussLegendreRule(QuadratureRule):
         self.points = _positive_int(points, "points")
         x, w = legendre.leggauss(self.points)
         super().__init__(*_tensor_product(x, w, _positive_int(dim, "dim")))
+        self.axis_nodes = torch.from_numpy(x)
 
     @property
     def spec(self) -> str:
@@ -166,6 +177,7 @@ class CompositeGaussLegendreRule(QuadratureRule):
         x1 = (centers[:, None] + half * x[None, :]).reshape(-1)
         w1 = np.tile(w * half, self.panels)
         super().__init__(*_tensor_product(x1, w1, _positive_int(dim, "dim")))
+        self.axis_nodes = torch.from_numpy(x1)
 
     @property
     def spec(self) -> str:
