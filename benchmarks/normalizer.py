@@ -61,6 +61,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model, mem_total_gib  # noqa: E402
 from numpy.polynomial import legendre  # noqa: E402
 from scipy.special import logsumexp as np_logsumexp  # noqa: E402
 
@@ -96,24 +99,6 @@ def fmt_t(t):
 
 def fmt_mib(m):
     return f"{m:.0f} MiB" if m >= 10 else f"{m:.1f} MiB"
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def mem_total_gib():
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        return kb / 2**20
-    except (OSError, AttributeError):
-        return float("nan")
 
 
 def random_params(dim, order, batch, gen, scale=SCALE, dtype=torch.float64):
