@@ -99,3 +99,19 @@ def test_goal_entropy_and_bandit_metrics_by_hand():
     assert found["coverage"] == 0.5  # only the first point has a sample within 0.05
     expected = np.mean([np.exp(-0.01**2 / 0.02), np.exp(-(2 * 0.4**2) / 0.02)])
     assert found["mean_reward"] == pytest.approx(expected)
+
+
+def test_seeded_evaluation_leaves_the_training_rng_alone():
+    import torch
+    from stable_baselines3 import PPO
+
+    from mepoly_dist.envs import make_vec_env
+    from mepoly_dist.sb3 import MePolyActorCriticPolicy
+
+    model = PPO(MePolyActorCriticPolicy, make_vec_env("mepoly/SmoothWorld-v0", n_envs=4), n_steps=4, batch_size=4, policy_kwargs=dict(order=4))
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    evaluation.evaluate_bandit_policy(model.policy, np.zeros((1, 2)), alpha=0.2, num_samples=100, seed=0)
+    evaluation.rollout_from_start(model.policy, "four_walls", (12.5, 12.5), episodes=2, seed=0, max_steps=3)
+    assert torch.equal(torch.rand(3), expected)

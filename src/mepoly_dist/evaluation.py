@@ -113,9 +113,10 @@ def evaluate_bandit_policy(policy, points: np.ndarray, alpha: float, num_samples
     """Bandit metrics of a policy at the bandit's constant observation; returns ``(metrics, samples)``."""
     import torch
 
-    torch.manual_seed(seed)
     observation = np.zeros(policy.observation_space.shape, dtype=np.float32)
-    samples = policy_action_samples(policy, observation, num_samples)
+    with torch.random.fork_rng():  # a seeded evaluation must not reset a training run's RNG
+        torch.manual_seed(seed)
+        samples = policy_action_samples(policy, observation, num_samples)
     return bandit_metrics(samples, points, alpha), samples
 
 
@@ -138,21 +139,22 @@ def rollout_from_start(policy, layout: str, start, episodes: int = 100, seed: in
 
     from .envs import make_vec_env
 
-    torch.manual_seed(seed)
     env = make_vec_env("mepoly/SmoothWorld-v0", n_envs=episodes, seed=seed, monitor=False, layout=layout, max_steps=max_steps)
     env.set_options({"position": [float(start[0]), float(start[1])]})
-    obs = env.reset()
     trajectories = [[np.asarray(start, dtype=np.float64)] for _ in range(episodes)]
     goals = np.full(episodes, -1, dtype=np.int64)
     active = np.ones(episodes, dtype=bool)
-    while active.any():
-        actions, _ = policy.predict(obs, deterministic=deterministic)
-        obs, _, dones, infos = env.step(actions)
-        for i in np.flatnonzero(active):
-            trajectories[i].append(np.asarray(infos[i]["position"], dtype=np.float64))
-            if dones[i]:
-                active[i] = False
-                goals[i] = int(infos[i].get("goal", -1))
+    with torch.random.fork_rng():  # a seeded evaluation must not reset a training run's RNG
+        torch.manual_seed(seed)
+        obs = env.reset()
+        while active.any():
+            actions, _ = policy.predict(obs, deterministic=deterministic)
+            obs, _, dones, infos = env.step(actions)
+            for i in np.flatnonzero(active):
+                trajectories[i].append(np.asarray(infos[i]["position"], dtype=np.float64))
+                if dones[i]:
+                    active[i] = False
+                    goals[i] = int(infos[i].get("goal", -1))
     env.close()
     return [np.stack(t) for t in trajectories], goals
 

@@ -211,34 +211,32 @@ def load_model(run_dir, env=None, path=None):
     return config, _algorithms()[config.algo].load(path, env=env, device="cpu")
 
 
-class _EvalCurveCallback:
-    """Factory of an SB3 callback that evaluates the policy every ``every`` steps (see ``_eval_quick``)."""
+def _eval_curve_callback(config: RunConfig, run_dir: Path, every: int):
+    """An SB3 callback that records :func:`_eval_quick` metrics every ``every`` steps, to
+    TensorBoard (``eval/*``) and ``run_dir/eval_curve.csv`` (learning curves)."""
+    from stable_baselines3.common.callbacks import BaseCallback
 
-    @staticmethod
-    def make(config: RunConfig, run_dir: Path, every: int):
-        from stable_baselines3.common.callbacks import BaseCallback
+    class EvalCurve(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.next_step = 0
 
-        class EvalCurve(BaseCallback):
-            def __init__(self):
-                super().__init__()
-                self.next_step = 0
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_step:
+                self.next_step = self.num_timesteps + every
+                metrics = _eval_quick(config, self.model.policy)
+                for key, value in metrics.items():
+                    self.logger.record(f"eval/{key}", value)
+                path = run_dir / "eval_curve.csv"
+                new = not path.exists()
+                with path.open("a", newline="") as handle:
+                    writer = csv.writer(handle)
+                    if new:
+                        writer.writerow(["timesteps", *metrics])
+                    writer.writerow([self.num_timesteps, *metrics.values()])
+            return True
 
-            def _on_step(self) -> bool:
-                if self.num_timesteps >= self.next_step:
-                    self.next_step = self.num_timesteps + every
-                    metrics = _eval_quick(config, self.model.policy)
-                    for key, value in metrics.items():
-                        self.logger.record(f"eval/{key}", value)
-                    path = run_dir / "eval_curve.csv"
-                    new = not path.exists()
-                    with path.open("a", newline="") as handle:
-                        writer = csv.writer(handle)
-                        if new:
-                            writer.writerow(["timesteps", *metrics])
-                        writer.writerow([self.num_timesteps, *metrics.values()])
-                return True
-
-        return EvalCurve()
+    return EvalCurve()
 
 
 def _eval_quick(config: RunConfig, policy) -> dict:
@@ -292,7 +290,7 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
         every = max(config.checkpoint_every // config.n_envs, 1)
         callbacks = [CheckpointCallback(every, str(run_dir / "checkpoints"), name_prefix="model")]
         if config.env_id in (BANDIT_ID, SMOOTH_WORLD_ID):
-            callbacks.append(_EvalCurveCallback.make(config, run_dir, config.checkpoint_every))
+            callbacks.append(_eval_curve_callback(config, run_dir, config.checkpoint_every))
         if config.policy == "mepoly":
             from .sb3 import MePolyDiagnostics
 
