@@ -83,8 +83,9 @@ def results_header(title: str, seed, extra: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    align = ["---" if i == 0 else "--:" for i in range(len(header))]
+def markdown_table(header: list[str], rows: list[list], align: list[str] | None = None) -> str:
+    """A Markdown table (first column left-aligned, the others right-aligned unless ``align``), ending in a newline."""
+    align = align or ["---"] + ["--:"] * (len(header) - 1)
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out) + "\n"

@@ -63,7 +63,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_model, mem_total_gib  # noqa: E402
+from _common import cpu_model, markdown_table, mem_total_gib  # noqa: E402
 from numpy.polynomial import legendre  # noqa: E402
 from scipy.special import logsumexp as np_logsumexp  # noqa: E402
 
@@ -83,10 +83,7 @@ SCALE = 3.0  # section 2/3 random parameters: pointwise std of the energy <= SCA
 # small helpers
 # ----------------------------------------------------------------------------------------
 def md_table(header, rows, align=None):
-    align = align or ["---"] + ["--:"] * (len(header) - 1)
-    out = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+    return markdown_table(header, rows, align).rstrip("\n")
 
 
 def fmt_err(e):
