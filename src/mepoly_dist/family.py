@@ -181,10 +181,6 @@ class MePolyFamily(nn.Module):
         steps = -(-batch_size // rows)
         return -(-batch_size // steps), chunk  # the same number of rows in every step
 
-    def chunk_for(self, batch_size: int) -> int:
-        """Nodes per streaming step for a batch (the ``chunk`` of :meth:`tile_for`)."""
-        return self.tile_for(batch_size)[1]
-
     def features(self, x: Tensor) -> Tensor:
         r""":math:`\phi(x)` for ``x`` of shape ``(..., dim)``; returns ``(..., num_params)``."""
         if x.shape[-1:] != (self.dim,):
