@@ -1,0 +1,174 @@
+"""ManiSkill imitation learning, the paper's Table 1: MePoly (latent VAE + MePoly prior) vs Diffusion Policy.
+
+Trains and evaluates methods x tasks x seeds through the ``mepoly-il`` command functions
+(``mepoly_il.cli.train_command`` / ``eval_command``), one run at a time in this process (one torch
+thread), and writes ``benchmarks/results/maniskill_il.md``: the paper's two rows beside this
+project's (success rate mean / std over the seeds that ran, 100 evaluation episodes each), and one
+line per run with its command, demo count, model size, preset, training time and inference latency
+per action chunk.  Cells without a finished run say "not run".
+
+    python benchmarks/maniskill_il.py --tasks PushCube-v1 --methods mepoly dp --seeds 0 --preset cpu --episodes 100
+    python benchmarks/maniskill_il.py --report-only       # rewrite the table from the finished runs
+
+Finished runs (``RUN_DIR/eval/eval.json`` with the requested episode count) are reused, not rerun;
+an interrupted training resumes from its checkpoint.  Run it in the ManiSkill venv (``[il]`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown_table, results_header  # noqa: E402
+
+TASKS = ("PushCube-v1", "PickCube-v1", "StackCube-v1", "PushT-v1")
+METHODS = ("mepoly", "dp")
+LABELS = {"mepoly": "MePoly (this project)", "dp": "DP (this project)"}
+#: Table 1 of the paper: success rate mean / std over 3 seeds, 100 evaluation episodes each
+PAPER = {
+    "MePoly (paper)": [(0.901, 0.018), (0.945, 0.025), (0.446, 0.049), (0.279, 0.020)],
+    "DP (paper)": [(0.856, 0.015), (0.992, 0.002), (0.410, 0.001), (0.298, 0.013)],
+}
+DEFAULT_DEMOS = {
+    "PushCube-v1": "demos/PushCube-v1/motionplanning/trajectory.state.pd_ee_delta_pos.physx_cpu.h5",
+    "PickCube-v1": "demos/PickCube-v1/motionplanning/trajectory.state.pd_ee_delta_pos.physx_cpu.h5",
+    "StackCube-v1": "demos/StackCube-v1/motionplanning/trajectory.state.pd_ee_delta_pos.physx_cpu.h5",
+    "PushT-v1": "demos/PushT-v1/scripted/trajectory.state.pd_ee_delta_pos.physx_cpu.h5",
+}
+RESULTS = Path(__file__).resolve().parent / "results" / "maniskill_il.md"
+
+
+def run_dir(root: Path, task: str, method: str, preset: str, seed: int) -> Path:
+    return root / f"{task}__{method}__{preset}__{seed}"
+
+
+def _finished(path: Path, episodes: int | None = None) -> dict | None:
+    eval_path, summary_path = path / "eval" / "eval.json", path / "summary.json"
+    if not (eval_path.exists() and summary_path.exists()):
+        return None
+    result = json.loads(eval_path.read_text())
+    if episodes is not None and result["episodes"] != episodes:
+        return None
+    return {"eval": result, "summary": json.loads(summary_path.read_text()), "config": (path / "config.yml").read_text()}
+
+
+def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: str, episodes: int) -> dict:
+    from mepoly_il.cli import eval_command, train_command
+
+    path = run_dir(root, task, method, preset, seed)
+    done = _finished(path, episodes)
+    if done:
+        print(f"reusing {path}", flush=True)
+        return done
+    start = time.perf_counter()
+    train_command(task, demos, method, preset, seed, str(path), progress=False)
+    print(f"trained {path} in {time.perf_counter() - start:.0f} s", flush=True)
+    result = eval_command(str(path), episodes, progress=False)
+    print(f"evaluated {path}: success_once {result['success_once']:.3f}, success_at_end {result['success_at_end']:.3f}", flush=True)
+    return _finished(path, episodes)
+
+
+def _mean_std(values) -> str:
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.3f} / {values.std():.3f} ({len(values)} seed{'s' if len(values) != 1 else ''})"
+
+
+def write_report(root: Path, preset_filter: str | None, command: str) -> str:
+    import yaml
+
+    runs = []
+    for path in sorted(root.glob("*__*__*__*")):
+        done = _finished(path)
+        if done:
+            task, method, preset, seed = path.name.split("__")
+            if preset_filter in (None, preset):
+                runs.append((task, method, preset, int(seed), path, done))
+    rows = [[name] + [f"{mean:.3f} / {std:.3f}" for mean, std in cells] for name, cells in PAPER.items()]
+    for key in ("success_once", "success_at_end"):
+        for method in METHODS:
+            cells = []
+            for task in TASKS:
+                values = [done["eval"][key] for t, m, _, _, _, done in runs if t == task and m == method]
+                cells.append(_mean_std(values) if values else "not run")
+            rows.append([f"{LABELS[method]}, {key}"] + cells)
+    details = []
+    for task, method, preset, seed, path, done in runs:
+        summary, result, config = done["summary"], done["eval"], yaml.safe_load(done["config"])
+        seconds = summary["train_seconds"]
+        details.append([task, LABELS[method], preset, seed, summary["num_demos"], summary["num_pairs"], f"{summary['parameters']:,}",
+                        f"{seconds['total'] / 60:.1f}", f"{1000 * summary['latency_per_chunk']['median_s']:.1f}",
+                        f"{1000 * result['chunk_latency_s']:.1f}", result["episodes"], f"{result['success_once']:.3f}",
+                        f"{result['success_at_end']:.3f}",
+                        f"`mepoly-il train {task} --demos {config['demos']} --method {method} --preset {preset} --seed {seed} --out {path}` "
+                        f"then `mepoly-il eval {path} --episodes {result['episodes']}`"])
+    text = results_header("ManiSkill imitation learning (paper Table 1)", "per run, see below",
+                          extra=f"* runs: `{root}`; regenerate this file with `{command}`")
+    text += (
+        "\nSuccess rate, mean / std over seeds (std over seeds with `numpy.std`, ddof 0), 100 evaluation episodes per run "
+        "unless the run table says otherwise. The paper's rows are copied from its Table 1 (12M-parameter models, "
+        "trained on a GPU; the paper does not say whether its rate is success_once or success_at_end). This project's "
+        "rows list both of ManiSkill's metrics. Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, "
+        "episode limits 100 / 100 / 200 / 150, seeds 100000 + i (disjoint from the demonstrations'). \"not run\": no "
+        "finished run on this machine, not a result.\n\n"
+    )
+    text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
+    text += "\n## Runs\n\n"
+    text += ("Training time: wall clock of the training loops on one torch thread (2-core machine shared with other jobs). "
+             "Latency: median seconds per action chunk for one observation history on one thread, measured after "
+             "training (`summary.json`) and during the evaluation rollouts (`eval.json`).\n\n")
+    if details:
+        text += markdown_table(["task", "method", "preset", "seed", "demos", "training pairs", "parameters", "training min",
+                                "latency ms/chunk (after training)", "latency ms/chunk (in rollouts)", "eval episodes",
+                                "success_once", "success_at_end", "commands"], details)
+    else:
+        text += "No finished runs yet.\n"
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--demos", action="append", default=[], metavar="TASK=PATH", help="demonstration file of a task (default demos/...)")
+    parser.add_argument("--runs", default="runs/maniskill_il", help="run directories live here")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the results file from finished runs")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    demos = dict(DEFAULT_DEMOS)
+    for item in args.demos:
+        task, sep, path = item.partition("=")
+        if not sep or task not in TASKS:
+            parser.error(f"--demos takes TASK=PATH with TASK in {TASKS}, got {item!r}")
+        demos[task] = path
+    root = Path(args.runs)
+    command = f"python benchmarks/maniskill_il.py --report-only --runs {root}"
+    out = Path(args.out)
+    if not args.report_only:
+        for task in args.tasks:
+            if not Path(demos[task]).is_file():
+                parser.error(f"{task}: no demonstrations at {demos[task]} (mepoly-maniskill demos {task} -n 100 --out demos, or --demos {task}=PATH)")
+        for seed in args.seeds:
+            for task in args.tasks:
+                for method in args.methods:
+                    run_one(root, task, method, args.preset, seed, demos[task], args.episodes)
+                    out.write_text(write_report(root, None, command))
+    out.write_text(write_report(root, None, command))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
