@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import write_trajectory_file
+from synthetic_demos import write_trajectory_file
 
 from mepoly_il.data import Normalization, load_pairs
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_trajectory_file
+from synthetic_demos import write_trajectory_file
 
 pytest.importorskip("diffusers", reason="diffusers is not installed (pip install 'mepoly-dist[il]')")
 
