@@ -179,3 +179,21 @@ def test_fpo_bad_options_name_the_problem():
         FPO("MlpPolicy", gym.make("CartPole-v1"))
     with pytest.raises(NotImplementedError, match="no log-likelihood"):
         _fpo().policy.evaluate_actions(torch.zeros(2, 1), torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize("policy", ["gmm", "fpo"])
+def test_cli_trains_and_reloads_the_baselines_on_the_bandit(tmp_path, policy):
+    import json
+
+    from mepoly_dist.cli import main
+    from mepoly_dist.train import load_model, resolve_config
+
+    config = resolve_config("lemniscate", policy)
+    assert config.algo == ("fpo" if policy == "fpo" else "ppo") and config.n_timesteps == 102_400 and config.n_envs == 1024
+    out = tmp_path / policy
+    main(["train", "lemniscate", "--policy", policy, "--steps", "1024", "--hp", "n_epochs=1", "--out", str(out), "--no-progress-bar"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["policy"] == policy and metrics["num_timesteps"] == 1024 and metrics["alpha"] == 0.2
+    assert 0.0 <= metrics["coverage"] <= 1.0 and (out / "density.png").exists()
+    _, model = load_model(out)
+    assert type(model).__name__ == ("FPO" if policy == "fpo" else "PPO")

@@ -1,6 +1,6 @@
 """Command line.
 
-* ``mepoly train ENV --policy mepoly|gaussian``: an SB3 training run with presets, checkpoints
+* ``mepoly train ENV --policy mepoly|gaussian|gmm|fpo``: an SB3 training run with presets, checkpoints
   (resumable), TensorBoard logs, a progress bar and a final evaluation (see :mod:`mepoly_dist.train`);
 * ``mepoly eval RUN_DIR``: re-evaluate a run (metrics JSON and plots);
 * ``mepoly fit TARGET``: max-entropy fit of a MePoly density to a bandit target (no RL).
@@ -88,11 +88,11 @@ def main(argv=None):
     try:
         from .train import ALIASES, POLICIES
     except ImportError:  # installed without the [rl] extra: only `mepoly fit` is available
-        ALIASES, POLICIES = {}, ("mepoly", "gaussian")
+        ALIASES, POLICIES = {}, ("mepoly", "gaussian", "gmm", "fpo")
 
     parser = argparse.ArgumentParser(prog="mepoly", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train an SB3 policy (MePoly or Gaussian) with a preset; resumes from checkpoints")
+    train = sub.add_parser("train", help="train an SB3 policy (MePoly, Gaussian, GMM or FPO) with a preset; resumes from checkpoints")
     train.add_argument("env", help=f"an alias ({', '.join(ALIASES)}) or a gymnasium id (mepoly/Bandit-v0, Pendulum-v1, ...)")
     train.add_argument("--policy", default="mepoly", choices=POLICIES)
     train.add_argument("--seed", type=int, default=0)

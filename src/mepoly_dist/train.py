@@ -1,4 +1,9 @@
-"""Training runs: ``mepoly train ENV --policy mepoly|gaussian`` and ``mepoly eval RUN_DIR``.
+"""Training runs: ``mepoly train ENV --policy mepoly|gaussian|gmm|fpo`` and ``mepoly eval RUN_DIR``.
+
+Policies: ``mepoly`` (:class:`~mepoly_dist.sb3.MePolyActorCriticPolicy`), ``gaussian`` (SB3's
+``MlpPolicy``), and the paper's baselines (:mod:`mepoly_dist.baselines`): ``gmm``
+(:class:`~mepoly_dist.baselines.GMMActorCriticPolicy` under PPO) and ``fpo`` (algorithm
+``fpo``: :class:`~mepoly_dist.baselines.FPO` with its ``MlpPolicy``).
 
 A run directory (default ``runs/{env}__{policy}__{seed}__{time}``, CleanRL's naming) holds
 everything a run produces, rl-zoo3 style:
@@ -44,7 +49,7 @@ ALIASES: dict[str, tuple[str, dict]] = {
     "two_moons": (BANDIT_ID, {"target": "two_moons"}),
     **{name: (SMOOTH_WORLD_ID, {"layout": name}) for name in LAYOUT_NAMES},
 }
-POLICIES = ("mepoly", "gaussian")
+POLICIES = ("mepoly", "gaussian", "gmm", "fpo")
 #: the paper's entropy coefficient / target temperature on the bandit (section 5.2)
 PAPER_ALPHA = 0.2
 
@@ -53,15 +58,23 @@ def _algorithms() -> dict:
     from sb3_contrib import TRPO
     from stable_baselines3 import A2C, PPO
 
-    return {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
+    from .baselines import FPO
+
+    return {"ppo": PPO, "a2c": A2C, "trpo": TRPO, "fpo": FPO}
 
 
-def _policy_class(policy: str):
+def _policy_class(policy: str, algo: str = "ppo"):
     if policy == "mepoly":
         from .sb3 import MePolyActorCriticPolicy
 
         return MePolyActorCriticPolicy
-    return "MlpPolicy"
+    if policy == "gmm":
+        from .baselines import GMMActorCriticPolicy
+
+        return GMMActorCriticPolicy
+    if policy == "fpo" and algo != "fpo":
+        raise ValueError(f"policy 'fpo' needs algo 'fpo' (flow policy optimization), got {algo!r}")
+    return "MlpPolicy"  # SB3's Gaussian, or FPO's flow policy (FPO.policy_aliases)
 
 
 def load_presets() -> dict:
@@ -191,7 +204,7 @@ def _build_model(config: RunConfig, env, run_dir: Path, verbose: int):
         # the paper's 6 minibatches of 1024 samples: SB3 warns that 171 does not divide 1024
         warnings.filterwarnings("ignore", message=".*mini-batch size.*")
         return algo(
-            _policy_class(config.policy),
+            _policy_class(config.policy, config.algo),
             env,
             policy_kwargs=_policy_kwargs(config),
             seed=config.seed,
