@@ -3,8 +3,9 @@ r"""The paper's bandit (section 5.2) as a reproducible benchmark.
 
 Usage (from the repository root)::
 
-    python benchmarks/bandit.py [--targets lemniscate two_moons] [--methods mepoly gaussian]
-                                [--seeds 0 1 2] [--workers 2] [--quick] [--out benchmarks/results]
+    python benchmarks/bandit.py [--targets lemniscate two_moons] [--methods mepoly gaussian gmm fpo]
+                                [--seeds 0 1 2] [--workers 2] [--backend local|ray [--address ADDR]]
+                                [--reuse] [--quick] [--out benchmarks/results]
 
 Every (target, method, seed) is one ``mepoly train`` run (:func:`mepoly_dist.train.train`, the
 presets of ``presets/ppo.yml``: 100 PPO iterations of 1024 one-step episodes, 10 epochs x 6
@@ -14,6 +15,12 @@ run in ``--workers`` parallel processes with one torch thread each, in
 TV between the policy's action histogram (32 x 32 cells, 10^5 samples) and the Boltzmann target
 ``exp(r / alpha)``, coverage of the target points (4096 samples, radius 0.05), mean reward,
 environment samples and wall-clock per run.
+
+Methods: ``mepoly``, ``gaussian`` (SB3's), and the paper's baselines ``gmm`` (PPO with a K = 4
+tanh-squashed Gaussian mixture, Monte-Carlo entropy) and ``fpo`` (flow policy optimization), see
+:mod:`mepoly_dist.baselines`; all with the same budget and network (presets).  ``--reuse`` skips
+runs whose directory already holds ``metrics.json`` (a rerun only trains what is missing);
+``--backend ray`` runs the same sweep as Ray Tune trials (``--address`` for a cluster).
 
 A method name may carry overrides after ``+`` (``_common.VARIANTS``): ``mepoly+normadv`` is
 MePoly with SB3's advantage normalization switched on (the main rows use
@@ -36,7 +43,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, results_header, run_parallel, train_run  # noqa: E402
+from _common import add_backend_arguments, load_finished, markdown_table, results_header, run_parallel, train_run  # noqa: E402
 
 
 def summarize(results: dict, targets, methods, seeds) -> str:
@@ -96,9 +103,10 @@ def figure(path: Path, runs_dir: Path, targets, methods) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", nargs="+", default=["lemniscate", "two_moons"])
-    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian"])
+    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian", "gmm", "fpo"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--workers", type=int, default=2)
+    add_backend_arguments(parser)
+    parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
     parser.add_argument("--steps", type=int, default=None, help="samples per run (default: the preset's 102,400)")
     parser.add_argument("--quick", action="store_true", help="10 iterations per run, one seed (smoke run)")
     parser.add_argument("--runs-dir", default="runs/bench-bandit")
@@ -109,14 +117,24 @@ def main(argv=None):
     runs_dir, out = Path(args.runs_dir), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     header = results_header("Bandit benchmark: PPO on the paper's lemniscate and two moons (section 5.2)", args.seeds)
-    jobs = {(t, m, s): (train_run, (t, m, s, str(runs_dir / f"{t}__{m}__{s}"), args.steps))
-            for t in args.targets for m in args.methods for s in args.seeds}
+    jobs, results = {}, {}
+    for t in args.targets:
+        for m in args.methods:
+            for s in args.seeds:
+                run_dir = runs_dir / f"{t}__{m}__{s}"
+                finished = load_finished(run_dir) if args.reuse else None
+                if finished is not None:
+                    results[(t, m, s)] = finished
+                else:
+                    jobs[(t, m, s)] = (train_run, (t, m, s, str(run_dir), args.steps))
 
     def report(key, m):
         print(f"{key}: coverage {m['coverage']:.3f}  TV {m['tv_to_target']:.3f}  reward {m['mean_reward']:.3f}  "
               f"{m['train_seconds']:.0f} s", flush=True)
 
-    results = run_parallel(jobs, args.workers, report)
+    if results:
+        print(f"reusing {len(results)} finished runs: {sorted(results)}", flush=True)
+    results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
     text = header + "\n" + summarize(results, args.targets, args.methods, args.seeds)
     name = "bandit_quick" if args.quick else "bandit"
     figure(out / f"{name}.png", runs_dir, args.targets, args.methods)

@@ -5,6 +5,9 @@ Usage (from the repository root)::
 
     python benchmarks/smoothworld.py [--layouts four_walls two_walls] [--methods mepoly gaussian]
                                      [--seeds 0 1 2] [--steps N] [--workers 2] [--quick]
+                                     [--backend local|ray [--address ADDR]] [--reuse]
+
+Methods: ``mepoly``, ``gaussian``, ``gmm``, ``fpo`` (:mod:`mepoly_dist.baselines`), with the presets.
 
 Every (layout, method, seed) is one ``mepoly train`` run with the presets of ``presets/ppo.yml``
 (PPO, 64 batched envs x 32 steps per iteration), in ``runs/bench-smoothworld/...``.  The final
@@ -29,7 +32,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, results_header, run_parallel, train_run  # noqa: E402
+from _common import add_backend_arguments, load_finished, markdown_table, results_header, run_parallel, train_run  # noqa: E402
 
 
 def steps_to_success(run_dir: Path, threshold: float = 0.9):
@@ -50,7 +53,8 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="environment steps per run (default: the preset's)")
     parser.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides for every run")
-    parser.add_argument("--workers", type=int, default=2)
+    add_backend_arguments(parser)
+    parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
     parser.add_argument("--quick", action="store_true", help="20k steps, one seed (smoke run)")
     parser.add_argument("--runs-dir", default="runs/bench-smoothworld")
     parser.add_argument("--out", default="benchmarks/results")
@@ -61,14 +65,20 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     header = results_header("Smooth World benchmark: PPO on the paper's navigation layouts (section 5.1)", args.seeds,
                             extra=f"* hyperparameter overrides: {args.hp or 'none (presets)'}")
-    jobs = {(l, m, s): (train_run, (l, m, s, str(runs_dir / f"{l}__{m}__{s}"), args.steps, args.hp))
-            for l in args.layouts for m in args.methods for s in args.seeds}
+    jobs, results = {}, {}
+    for key in [(l, m, s) for l in args.layouts for m in args.methods for s in args.seeds]:
+        run_dir = runs_dir / "__".join(map(str, key))
+        finished = load_finished(run_dir) if args.reuse else None
+        if finished is not None:
+            results[key] = finished
+        else:
+            jobs[key] = (train_run, (*key, str(run_dir), args.steps, args.hp))
 
     def report(key, m):
         print(f"{key}: success {m['success_rate']:.2f}  goal entropy {m['goal_entropy']:.2f}  "
               f"goals {[s['goal_counts'] for s in m['starts']]}  {m['train_seconds']:.0f} s", flush=True)
 
-    results = run_parallel(jobs, args.workers, report)
+    results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
     rows = []
     for (layout, method, seed), m in sorted(results.items()):
         reach = steps_to_success(runs_dir / f"{layout}__{method}__{seed}")
