@@ -6,6 +6,7 @@
 >>> dist = MePoly(torch.zeros(family.num_params), family)
 """
 
+from .blocks import BlockMePoly, BlockMePolyFamily
 from .distribution import MePoly
 from .family import MePolyFamily
 from .quadrature import CompositeGaussLegendreRule, GaussLegendreRule, QuadratureRule, SobolRule, TrapezoidRule, make_rule
@@ -13,6 +14,8 @@ from .quadrature import CompositeGaussLegendreRule, GaussLegendreRule, Quadratur
 __all__ = [
     "MePoly",
     "MePolyFamily",
+    "BlockMePoly",
+    "BlockMePolyFamily",
     "QuadratureRule",
     "TrapezoidRule",
     "GaussLegendreRule",

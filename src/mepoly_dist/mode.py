@@ -56,8 +56,10 @@ def _energy(x: Tensor, lam: Tensor, family) -> Tensor:
     return (family.features(x) * lam[:, None]).sum(-1)
 
 
-def find_mode(natural_params: Tensor, family, candidates: int = 16, iterations: int = 30) -> Tensor:
-    """Highest-density point for each row of ``natural_params``; shape ``batch_shape + (D,)``."""
+def find_mode(natural_params: Tensor, family, candidates: int = 16, iterations: int = 30, tolerance: float = 1e-7) -> Tensor:
+    """Highest-density point for each row of ``natural_params``; shape ``batch_shape + (D,)``.
+
+    Stops after ``iterations`` Newton steps, or once no candidate moves by more than ``tolerance``."""
     batch_shape = natural_params.shape[:-1]
     lam = natural_params.detach().reshape(-1, family.num_params)
     with torch.no_grad():
@@ -79,16 +81,24 @@ def find_mode(natural_params: Tensor, family, candidates: int = 16, iterations: 
             direction = torch.where(ok, newton, grad * scale)
             step = torch.ones_like(energy)
             accepted = torch.zeros_like(energy, dtype=torch.bool)
+            length = direction.abs().amax(-1)
+            settled = length < tolerance  # converged candidates: nothing left to backtrack
             new_x = x.clone()
             for _ in range(20):
                 trial = (x + step[..., None] * direction).clamp(-1.0, 1.0)
                 better = (_energy(trial, lam, family) > energy) & ~accepted
                 new_x = torch.where(better[..., None], trial, new_x)
                 accepted |= better
+                settled |= step * length < tolerance
+                if bool((accepted | settled).all()):
+                    break
                 step = torch.where(accepted, step, step / 2)
             if not accepted.any():
                 break
+            moved = float((new_x - x).abs().max())
             x = new_x
+            if moved < tolerance:  # every candidate has converged
+                break
     with torch.no_grad():
         best = _energy(x, lam, family).argmax(dim=-1)
         mode = x[torch.arange(x.shape[0], device=x.device), best]

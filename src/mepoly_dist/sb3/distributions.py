@@ -21,6 +21,7 @@ import torch
 from stable_baselines3.common.distributions import Distribution
 from torch import Tensor, nn
 
+from ..blocks import BlockMePoly, BlockMePolyFamily, parse_blocks
 from ..distribution import MePoly
 from ..family import MePolyFamily
 
@@ -33,11 +34,11 @@ class MePolyHead(nn.Module):
     r"""Linear map from a policy latent to natural parameters, :math:`\lambda = W h + b`.
 
     The constant feature :math:`\phi_0 = 1` cancels between energy and log-partition, so the
-    layer predicts only the ``num_params - 1`` non-constant coefficients and the head pads a
-    zero in front (the family's exponent set starts with the zero exponent).  With SB3's
-    orthogonal initialisation (gain 0.01 for the action net) :math:`\lambda \approx 0` at the
-    start: the initial policy is close to the uniform density on the cube, the maximum-entropy
-    starting point.
+    layer predicts only the non-constant coefficients and the head puts a zero at each constant
+    feature's place (the first of a :class:`~mepoly_dist.MePolyFamily`, the first of every block
+    of a :class:`~mepoly_dist.BlockMePolyFamily`).  With SB3's orthogonal initialisation (gain
+    0.01 for the action net) :math:`\lambda \approx 0` at the start: the initial policy is close
+    to the uniform density on the cube, the maximum-entropy starting point.
 
     ``lambda_clip`` clamps every coefficient to ``[-lambda_clip, lambda_clip]`` as the paper's
     implementation does (its default is 5 for the bandit, 10 for Smooth World); ``None``
@@ -45,22 +46,27 @@ class MePolyHead(nn.Module):
     scale.  The family is a submodule, so ``policy.to(device)`` moves its quadrature buffers.
     """
 
-    def __init__(self, latent_dim: int, family: MePolyFamily, lambda_clip: float | None = None):
+    def __init__(self, latent_dim: int, family: MePolyFamily | BlockMePolyFamily, lambda_clip: float | None = None):
         super().__init__()
         if lambda_clip is not None and not lambda_clip > 0:
             raise ValueError(f"lambda_clip must be positive or None, got {lambda_clip!r}")
-        if bool(family.exponents[0].any()):
-            raise ValueError("the family's first feature must be the constant (zero exponent)")
+        blocks = family.blocks if isinstance(family, BlockMePolyFamily) else [family]
+        if any(bool(f.exponents[0].any()) for f in blocks):
+            raise ValueError("each family's first feature must be the constant (zero exponent)")
+        constants = family.first_param_indices() if isinstance(family, BlockMePolyFamily) else [0]
+        free = torch.ones(family.num_params, dtype=torch.bool)
+        free[constants] = False
         self.family = family
         self.lambda_clip = lambda_clip
-        self.linear = nn.Linear(latent_dim, family.num_params - 1)
+        self.linear = nn.Linear(latent_dim, family.num_params - len(constants))
+        self.register_buffer("free_index", torch.nonzero(free).squeeze(-1), persistent=False)
 
     def forward(self, latent: Tensor) -> Tensor:
         coefficients = self.linear(latent)
         if self.lambda_clip is not None:
             coefficients = coefficients.clamp(-self.lambda_clip, self.lambda_clip)
-        constant = coefficients.new_zeros(coefficients.shape[:-1] + (1,))
-        return torch.cat([constant, coefficients], dim=-1)
+        out = coefficients.new_zeros(coefficients.shape[:-1] + (self.family.num_params,))
+        return out.index_copy(-1, self.free_index, coefficients)
 
     def extra_repr(self) -> str:
         return f"lambda_clip={self.lambda_clip}"
@@ -78,6 +84,11 @@ class MePolyDistribution(Distribution):
             family's default for this dimension, e.g. 80 x 80 Gauss-Legendre for D = 2).
         lambda_clip: optional clamp of the natural parameters (see :class:`MePolyHead`).
         validate_args: forwarded to :class:`~mepoly_dist.MePoly`.
+        blocks: ``None`` (default): one joint density on :math:`[-1, 1]^D`.  Block sizes (a list
+            summing to D, or one int) model the action as a product of independent MePoly blocks
+            over consecutive coordinates (:class:`~mepoly_dist.BlockMePoly`, each block of
+            ``order`` with its own default rule): the cheap fallback for D >= 4, whose joint
+            density's exact sampler is slow (see ``benchmarks/results/maniskill_heads.md``).
 
     Example::
 
@@ -88,7 +99,7 @@ class MePolyDistribution(Distribution):
         (torch.Size([5]), torch.Size([5]))
     """
 
-    distribution: MePoly
+    distribution: MePoly | BlockMePoly
 
     def __init__(
         self,
@@ -98,10 +109,14 @@ class MePolyDistribution(Distribution):
         quadrature=None,
         lambda_clip: float | None = None,
         validate_args: bool | None = None,
+        blocks=None,
     ):
         super().__init__()
         self.action_dim = action_dim
-        self.family = MePolyFamily(action_dim, order, basis=basis, quadrature=quadrature)
+        if blocks is None:
+            self.family = MePolyFamily(action_dim, order, basis=basis, quadrature=quadrature)
+        else:
+            self.family = BlockMePolyFamily(parse_blocks(blocks, action_dim), order, basis=basis, quadrature=quadrature)
         self.lambda_clip = lambda_clip
         self.validate_args = validate_args
 
@@ -111,7 +126,7 @@ class MePolyDistribution(Distribution):
 
     def proba_distribution(self: SelfMePolyDistribution, natural_params: Tensor) -> SelfMePolyDistribution:
         # a new MePoly object each time: TRPO keeps a shallow copy of the old distribution
-        self.distribution = MePoly(natural_params, self.family, validate_args=self.validate_args)
+        self.distribution = self.family.distribution(natural_params, validate_args=self.validate_args)
         return self
 
     def log_prob(self, actions: Tensor) -> Tensor:

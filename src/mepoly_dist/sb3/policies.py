@@ -14,7 +14,8 @@ clipped.  This needs a flat ``Box`` action space with finite bounds.
 
 ``policy_kwargs`` keys of this policy, stored by ``save`` so that ``load`` rebuilds it:
 ``order`` (14), ``basis`` (``"legendre"``), ``quadrature`` (a rule spec string, default per
-dimension), ``lambda_clip`` (``None``), ``validate_args`` (``None``: torch's default).  All
+dimension), ``lambda_clip`` (``None``), ``validate_args`` (``None``: torch's default), ``blocks``
+(``None``: one joint density; block sizes: a product of MePoly blocks, :class:`~mepoly_dist.BlockMePoly`).  All
 other keys are SB3's (``net_arch``, ``activation_fn``, ``ortho_init``, ...); the Gaussian-only
 ones (``use_sde``, ``log_std_init``, ``full_std``, ``use_expln``, ``squash_output``) are rejected.
 """
@@ -69,6 +70,7 @@ class MePolyPolicyMixin:
         quadrature: str | None = None,
         lambda_clip: float | None = None,
         validate_args: bool | None = None,
+        blocks=None,
         **kwargs,
     ):
         check_action_space(action_space)
@@ -79,7 +81,8 @@ class MePolyPolicyMixin:
                 raise ValueError(f"{key}={value!r} is a Gaussian-policy option; MePoly policies do not support it")
         if args:
             raise TypeError("MePoly policies take their options as keyword arguments (policy_kwargs)")
-        self._mepoly_kwargs = dict(order=order, basis=basis, quadrature=quadrature, lambda_clip=lambda_clip, validate_args=validate_args)
+        self._mepoly_kwargs = dict(order=order, basis=basis, quadrature=quadrature, lambda_clip=lambda_clip, validate_args=validate_args,
+                                  blocks=list(blocks) if isinstance(blocks, (list, tuple)) else blocks)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         # SB3 then unscales [-1, 1] actions to the env's bounds in rollouts and predict()
         self._squash_output = True
