@@ -1,9 +1,9 @@
 r"""The mode of MePoly: :math:`\arg\max_{x \in [-1,1]^D} \lambda^\top\phi(x)` (paper section 3.2:
 "action selection is a single-step energy minimization").
 
-Coarse search: the ``candidates`` best points among the quadrature nodes and the sampler's
-Chebyshev lattice, which includes the faces of the cube (streamed in chunks, so memory stays
-``batch x (candidates + chunk)``).  Several candidates are refined because near-tied maxima in
+Coarse search: the ``candidates`` best points of a Chebyshev-spaced grid (D <= 3), or of the
+quadrature nodes and the sampler's Chebyshev lattice (higher D); both include the faces of the
+cube (streamed in chunks, so memory stays ``batch x (candidates + chunk)``).  Several candidates are refined because near-tied maxima in
 different basins are common in multi-modal policies.  Refinement: projected Newton ascent from each
 candidate, with the exact gradient from :func:`mepoly_dist.basis.features_and_jacobian` and
 the Hessian by autograd; a step is taken only if it raises the energy (backtracking),
@@ -19,16 +19,39 @@ from torch import Tensor
 __all__ = ["find_mode"]
 
 
-def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
-    """The ``k`` highest-energy points among the quadrature nodes and the sampler's Chebyshev
-    lattice (which, unlike Gauss nodes, includes the faces of the cube, where modes often sit)."""
-    from .sampling import default_cells_per_dim, lattice_for
+#: points per axis of the mode's search grid in low dimension (Chebyshev-spaced, faces included)
+SEARCH_POINTS = {1: 2049, 2: 161, 3: 41}
 
-    lattice = lattice_for(family, default_cells_per_dim(family.dim))
-    points = torch.cat([family.nodes, lattice.points.to(family.nodes)])
-    feats = torch.cat([family.node_features, lattice.features])
+
+def _search_points(family) -> tuple[Tensor, Tensor]:
+    """Points where the coarse search evaluates the energy, with their features (cached on the
+    family).  D <= 3: a Chebyshev-spaced tensor grid (spacing ~ 1/n^2 at the faces, where modes
+    of bounded policies often sit), fine enough that a few Newton steps finish the job.  Higher
+    D: the quadrature nodes plus the sampler's Chebyshev lattice (which includes the faces)."""
+    key = ("mode_search", family.dtype, str(family.device))
+    if key not in family._sampler_cache:
+        if family.dim in SEARCH_POINTS:
+            n = SEARCH_POINTS[family.dim]
+            line = -torch.cos(torch.pi * torch.arange(n, dtype=torch.float64) / (n - 1))
+            line[0], line[-1] = -1.0, 1.0
+            points = torch.cartesian_prod(*([line] * family.dim)).reshape(-1, family.dim)
+            feats = family.features(points.to(family.nodes)).to(family.node_features)
+            points = points.to(family.nodes)
+        else:
+            from .sampling import default_cells_per_dim, lattice_for
+
+            lattice = lattice_for(family, default_cells_per_dim(family.dim))
+            points = torch.cat([family.nodes, lattice.points.to(family.nodes)])
+            feats = torch.cat([family.node_features, lattice.features])
+        family._sampler_cache[key] = (points, feats)
+    return family._sampler_cache[key]
+
+
+def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
+    """The ``k`` highest-energy points of :func:`_search_points` (streamed in chunks)."""
+    points, feats = _search_points(family)
     best_e = best_i = None
-    chunk = family.chunk_size
+    chunk = max(family.chunk_size, 8192)
     for start in range(0, feats.shape[0], chunk):
         e = lam @ feats[start : start + chunk].t()
         idx = torch.arange(start, start + e.shape[1], device=lam.device).expand_as(e)
@@ -56,7 +79,7 @@ def _energy(x: Tensor, lam: Tensor, family) -> Tensor:
     return (family.features(x) * lam[:, None]).sum(-1)
 
 
-def find_mode(natural_params: Tensor, family, candidates: int = 16, iterations: int = 30, tolerance: float = 1e-7) -> Tensor:
+def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: int = 30, tolerance: float = 1e-7) -> Tensor:
     """Highest-density point for each row of ``natural_params``; shape ``batch_shape + (D,)``.
 
     Stops after ``iterations`` Newton steps, or once no candidate moves by more than ``tolerance``."""
