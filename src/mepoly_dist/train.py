@@ -41,6 +41,8 @@ __all__ = ["ALIASES", "RunConfig", "resolve_config", "train", "evaluate_run", "l
 
 BANDIT_ID = "mepoly/Bandit-v0"
 SMOOTH_WORLD_ID = "mepoly/SmoothWorld-v0"
+#: ``maniskill/<TaskId>`` trains on a ManiSkill 3 task through :mod:`mepoly_maniskill` (the [maniskill] extra)
+MANISKILL_PREFIX = "maniskill/"
 LAYOUT_NAMES = ("two_walls", "three_goals", "four_walls", "tree_in_the_middle", "two_slits", "cshape")
 
 #: short names for the paper's tasks: alias -> (environment id, env_kwargs)
@@ -94,6 +96,8 @@ class RunConfig:
     n_envs: int = 1
     n_timesteps: int = 100_000
     checkpoint_every: int = 10_000
+    #: evaluation episodes per checkpoint on tasks that report success (ManiSkill)
+    eval_episodes: int = 20
     policy_kwargs: dict = field(default_factory=dict)
     hyperparams: dict = field(default_factory=dict)
 
@@ -133,7 +137,8 @@ def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=()
         raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
     env_id, alias_kwargs = ALIASES.get(env, (env, {}))
     presets = load_presets()
-    preset = copy.deepcopy(presets.get(env_id, presets["default"])[policy])
+    fallback = "maniskill/default" if env_id.startswith(MANISKILL_PREFIX) else "default"
+    preset = copy.deepcopy(presets.get(env_id, presets[fallback])[policy])
     config = RunConfig(
         env_id=env_id,
         policy=policy,
@@ -144,6 +149,7 @@ def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=()
         n_envs=int(n_envs or preset.pop("n_envs")),
         n_timesteps=int(n_timesteps or preset.pop("n_timesteps")),
         checkpoint_every=int(checkpoint_every or preset.pop("checkpoint_every")),
+        eval_episodes=int(preset.pop("eval_episodes", RunConfig.eval_episodes)),
         policy_kwargs={**preset.pop("policy_kwargs", {}), **_parse_overrides(policy_kwargs, "--policy-kwargs")},
         hyperparams={**preset.pop("hyperparams", {}), **_parse_overrides(hp, "--hp")},
     )
@@ -152,10 +158,24 @@ def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=()
     return config
 
 
+def _maniskill():
+    try:
+        import mepoly_maniskill.vec_env as maniskill_vec_env
+    except ImportError as error:
+        raise ImportError(f"{MANISKILL_PREFIX}* environments need the ManiSkill integration: run integrations/maniskill/install.sh "
+                          f"(or pip install 'mepoly-dist[maniskill]' with a Vulkan driver); {error}") from error
+    return maniskill_vec_env
+
+
 def make_env(config: RunConfig, seed: int, monitor_path: Path | None = None):
-    """The training VecEnv: the batched numpy env for mepoly ids, SB3's ``make_vec_env`` otherwise."""
+    """The training VecEnv: the batched numpy env for mepoly ids, :func:`mepoly_maniskill.make_vec_env`
+    for ``maniskill/<TaskId>`` (episode success recorded in the monitor file), SB3's ``make_vec_env`` otherwise."""
     from stable_baselines3.common.vec_env import VecMonitor
 
+    if config.env_id.startswith(MANISKILL_PREFIX):
+        task = config.env_id[len(MANISKILL_PREFIX):]
+        env = _maniskill().make_vec_env(task, n_envs=config.n_envs, seed=seed, **config.env_kwargs)
+        return VecMonitor(env, filename=str(monitor_path) if monitor_path else None, info_keywords=("is_success",))
     from .envs import make_vec_env
 
     env = make_vec_env(config.env_id, n_envs=config.n_envs, seed=seed, monitor=False, **config.env_kwargs)
@@ -262,7 +282,24 @@ def _eval_quick(config: RunConfig, policy) -> dict:
     if config.env_id == SMOOTH_WORLD_ID:
         metrics, _ = evaluation.evaluate_smooth_world_policy(policy, config.env_kwargs.get("layout", "four_walls"), episodes=20)
         return {"success_rate": metrics["success_rate"], "goal_entropy": metrics["goal_entropy"]}
+    if config.env_id.startswith(MANISKILL_PREFIX):
+        # sampled actions (as in training): cheap for every head; the final evaluation adds the mode
+        return _maniskill_success(config, policy, config.eval_episodes, modes=(False,))
     return {}
+
+
+def _maniskill_success(config: RunConfig, policy, episodes: int, seed: int = 10_000, modes=(True, False)) -> dict:
+    """success_once / success_at_end over ``episodes`` evaluation episodes, with the policy's mode
+    (``deterministic=True``, ManiSkill's convention) and with sampled actions (``False``)."""
+    from mepoly_maniskill.evaluation import evaluate_success
+
+    task = config.env_id[len(MANISKILL_PREFIX):]
+    out = {}
+    for deterministic in modes:
+        tag = "mode" if deterministic else "sampled"
+        found = evaluate_success(policy, task, episodes, seed=seed, n_envs=config.n_envs, deterministic=deterministic, **config.env_kwargs)
+        out.update({f"{key}_{tag}": found[key] for key in ("success_once", "success_at_end", "mean_return", "seconds")})
+    return out
 
 
 def _bandit_points(config: RunConfig) -> np.ndarray:
@@ -302,7 +339,7 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
     if remaining > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
         callbacks = [CheckpointCallback(every, str(run_dir / "checkpoints"), name_prefix="model")]
-        if config.env_id in (BANDIT_ID, SMOOTH_WORLD_ID):
+        if config.env_id in (BANDIT_ID, SMOOTH_WORLD_ID) or config.env_id.startswith(MANISKILL_PREFIX):
             callbacks.append(_eval_curve_callback(config, run_dir, config.checkpoint_every))
         if config.policy == "mepoly":
             from .sb3 import MePolyDiagnostics
@@ -359,6 +396,9 @@ def evaluate_run(run_dir, model=None, config: RunConfig | None = None, episodes:
         found, paths = evaluation.evaluate_smooth_world_policy(policy, layout, episodes=episodes, seed=seed)
         metrics.update(found)
         plotting.plot_trajectory_fan(run_dir / "trajectories.png", layout, paths, title=title)
+    elif config.env_id.startswith(MANISKILL_PREFIX):
+        # the run's own evaluation size (the ManiSkill presets: 100 episodes)
+        metrics.update(_maniskill_success(config, policy, config.eval_episodes, seed=10_000 + seed))
     else:
         from stable_baselines3.common.evaluation import evaluate_policy
 
