@@ -76,7 +76,9 @@ def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: s
 
 def _mean_std(values) -> str:
     values = np.asarray(values, dtype=float)
-    return f"{values.mean():.3f} / {values.std():.3f} ({len(values)} seed{'s' if len(values) != 1 else ''})"
+    if len(values) == 1:
+        return f"{values[0]:.3f} (1 seed, no std)"
+    return f"{values.mean():.3f} / {values.std():.3f} ({len(values)} seeds)"
 
 
 def write_report(root: Path, preset_filter: str | None, command: str) -> str:
@@ -119,7 +121,8 @@ def write_report(root: Path, preset_filter: str | None, command: str) -> str:
     )
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
     text += "\n## Runs\n\n"
-    text += ("Training time: wall clock of the training loops on one torch thread (2-core machine shared with other jobs). "
+    text += ("Training time: wall clock of the training loops on one torch thread (2-core machine shared with other "
+             "engineers' jobs: load averages of 4-10 were seen during these runs, so the times are upper bounds). "
              "Latency: median seconds per action chunk for one observation history on one thread, measured after "
              "training (`summary.json`) and during the evaluation rollouts (`eval.json`).\n\n")
     if details:
