@@ -21,14 +21,14 @@ __all__ = ["main", "train_command", "eval_command"]
 
 
 def train_command(task: str, demos: str, method: str = "mepoly", preset: str = "cpu", seed: int = 0, out: str | None = None,
-                  overrides: list[str] | None = None, eval_episodes: int = 0, progress: bool = True) -> dict:
+                  overrides: list[str] | None = None, eval_episodes: int = 0, progress: bool = True, device: str | None = None) -> dict:
     """``mepoly-il train``; returns the training summary (with ``eval`` when ``eval_episodes > 0``)."""
     from .train import train
 
     if not Path(demos).is_file():
         raise FileNotFoundError(f"--demos {demos}: no such trajectory file (see `mepoly-maniskill demos`)")
     out = out or f"runs/{task}__{method}__{preset}__{seed}"
-    summary = train(task, demos, method, out, preset=preset, seed=seed, overrides=overrides, progress=progress)
+    summary = train(task, demos, method, out, preset=preset, seed=seed, overrides=overrides, progress=progress, device=device)
     if eval_episodes > 0:
         summary["eval"] = eval_command(out, episodes=eval_episodes, progress=progress)
     return summary
@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                        help="override a preset entry, e.g. mepoly.stage1.steps=500 (repeatable)")
     train.add_argument("--eval-episodes", type=int, default=0, help="evaluate this many episodes after training")
+    train.add_argument("--device", default="auto", help="auto (CUDA where available), cpu, cuda, cuda:1, ...; evaluation runs on the CPU")
     evaluate = commands.add_parser("eval", help="evaluate a trained run in ManiSkill")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--episodes", type=int, default=100)
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "train":
             result = train_command(args.task, args.demos, args.method, args.preset, args.seed, args.out, args.overrides,
-                                   args.eval_episodes, progress=not args.no_progress)
+                                   args.eval_episodes, progress=not args.no_progress, device=args.device)
         else:
             result = eval_command(args.run_dir, args.episodes, args.deterministic, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, KeyError) as error:

@@ -80,7 +80,7 @@ class Normalization:
         missing = {"obs_mean", "obs_std", "action_low", "action_high"} - set(state)
         if missing:
             raise KeyError(f"normalization state lacks {sorted(missing)}")
-        return cls(**{key: torch.as_tensor(state[key]) for key in ("obs_mean", "obs_std", "action_low", "action_high")})
+        return cls(**{key: torch.as_tensor(state[key]).cpu() for key in ("obs_mean", "obs_std", "action_low", "action_high")})
 
 
 @dataclass

@@ -43,13 +43,17 @@ class _ChunkPolicy(nn.Module):
         expected = (self.obs_horizon, self.normalization.obs_dim)
         if obs.dim() != 3 or tuple(obs.shape[1:]) != expected:
             raise ValueError(f"observation history must have shape {expected} or (batch, {expected[0]}, {expected[1]}), got {tuple(obs.shape)}")
-        return self.normalization.normalize_obs(obs)
+        return self.normalization.normalize_obs(obs.to(self.device))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     @torch.no_grad()
     def predict_chunk(self, obs_history) -> np.ndarray:
         """Raw actions (T_a, action_dim) for one raw history (T_o, obs_dim), or a batch of each."""
         obs = self._normalized(obs_history)
-        chunk = self.normalization.denormalize_actions(self._chunk(obs)).numpy()
+        chunk = self.normalization.denormalize_actions(self._chunk(obs)).cpu().numpy()
         return chunk[0] if np.asarray(obs_history).ndim == 2 else chunk
 
 
@@ -69,17 +73,17 @@ class GridSampler(nn.Module):
         if points < 2:
             raise ValueError(f"a sampling grid needs at least 2 points per axis, got {points}")
         axis = (torch.arange(points, dtype=torch.float64) + 0.5) / points * 2.0 - 1.0
-        centres = torch.cartesian_prod(*[axis] * family.dim).reshape(-1, family.dim)
+        centres = torch.cartesian_prod(*[axis] * family.dim).reshape(-1, family.dim).to(device=family.device, dtype=family.dtype)
         self.half_width = 1.0 / points
         self.register_buffer("centres", centres.float(), persistent=False)
-        self.register_buffer("features", family.features(centres.to(family.dtype)).float(), persistent=False)
+        self.register_buffer("features", family.features(centres).float(), persistent=False)
 
     def forward(self, natural_params: Tensor, deterministic: bool = False) -> Tensor:
         logits = natural_params @ self.features.T
         if deterministic:
             return self.centres[logits.argmax(-1)]
         cells = torch.distributions.Categorical(logits=logits).sample()
-        return self.centres[cells] + self.half_width * (2.0 * torch.rand(cells.shape + (self.centres.shape[-1],)) - 1.0)
+        return self.centres[cells] + self.half_width * (2.0 * torch.rand(cells.shape + (self.centres.shape[-1],), device=self.centres.device) - 1.0)
 
 
 class MePolyChunkPolicy(_ChunkPolicy):

@@ -37,7 +37,7 @@ from .policy import DiffusionChunkPolicy, MePolyChunkPolicy, measure_latency
 from .prior import LatentPrior, decoder_parameters, stage2_loss, stage2_optimizer
 from .vae import TrajectoryVAE
 
-__all__ = ["METHODS", "PRESETS", "load_preset", "train", "load_policy", "build_models", "count_parameters"]
+__all__ = ["METHODS", "PRESETS", "load_preset", "train", "load_policy", "build_models", "count_parameters", "resolve_device"]
 
 METHODS = ("mepoly", "dp")
 PRESETS = ("cpu", "gpu")
@@ -98,7 +98,7 @@ def _rng_state() -> dict:
 
 
 def _set_rng_state(state: dict):
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     np.random.set_state(state["numpy"])
 
 
@@ -107,8 +107,8 @@ class _Checkpointer:
         self.path, self.every = out / "checkpoints" / "latest.pt", every
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def load(self):
-        return torch.load(self.path, weights_only=False) if self.path.exists() else None
+    def load(self, device):
+        return torch.load(self.path, map_location=device, weights_only=False) if self.path.exists() else None
 
     def maybe_save(self, step: int, total: int, state_fn):
         if step % self.every == 0 or step == total:
@@ -135,9 +135,23 @@ def _loop(name, steps, start, batches, step_fn, writer, checkpointer, state_fn, 
     return last, time.perf_counter() - t0
 
 
+def resolve_device(device: str | None = None) -> torch.device:
+    """``None`` / ``"auto"``: CUDA where available, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested, but torch.cuda.is_available() is False here")
+    return device
+
+
 def train(task: str, demos: str | Path, method: str, out: str | Path, preset: str = "cpu", seed: int = 0,
-          overrides: list[str] | None = None, progress: bool = True) -> dict:
-    """Trains ``method`` on ``task``'s demonstrations into ``out``; returns the summary (also ``summary.json``)."""
+          overrides: list[str] | None = None, progress: bool = True, device: str | None = None) -> dict:
+    """Trains ``method`` on ``task``'s demonstrations into ``out``; returns the summary (also ``summary.json``).
+
+    ``device``: where the models and the training pairs live (``None``: CUDA where available);
+    not part of the run's configuration, so a run may resume on another device.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
     if method not in METHODS:
@@ -158,20 +172,23 @@ def train(task: str, demos: str | Path, method: str, out: str | Path, preset: st
     torch.manual_seed(seed)
     np.random.seed(seed)
     data_config = config["data"]
+    device = resolve_device(device)
     checkpointer = _Checkpointer(out, config["checkpoint_every"])
-    checkpoint = checkpointer.load()
+    checkpoint = checkpointer.load(device)
     normalization = Normalization.from_state_dict(checkpoint["normalization"]) if checkpoint else None
     pairs = load_pairs(demos, data_config["obs_horizon"], data_config["action_horizon"], data_config.get("num_demos"), normalization)
     normalization = pairs.normalization
-    models = build_models(config, normalization.obs_dim, normalization.action_dim)
+    history = pairs.obs[0].numpy() * normalization.obs_std.numpy() + normalization.obs_mean.numpy()  # a raw history, for the latency
+    pairs.obs, pairs.actions = pairs.obs.to(device), pairs.actions.to(device)
+    models = [model.to(device) for model in build_models(config, normalization.obs_dim, normalization.action_dim)]
     generator = torch.Generator().manual_seed(seed)
     writer = SummaryWriter(str(out / "tb"))
     summary = {"task": task, "method": method, "preset": preset, "seed": seed, "num_demos": pairs.num_demos,
                "num_pairs": len(pairs), "train_seconds": {}}
     if checkpoint:
         summary["train_seconds"] = checkpoint["train_seconds"]
-        _set_rng_state(checkpoint["rng"])
-        generator.set_state(checkpoint["generator"])
+        _set_rng_state(checkpoint["rng"])  # CPU RNGs (CUDA streams are not restored: a resumed GPU run is not bit-identical)
+        generator.set_state(checkpoint["generator"].cpu())
     if method == "mepoly":
         policy = _train_mepoly(config, models, pairs, generator, writer, checkpointer, checkpoint, summary, progress)
         state = {"vae": models[0].state_dict(), "prior": models[1].state_dict()}
@@ -185,7 +202,7 @@ def train(task: str, demos: str | Path, method: str, out: str | Path, preset: st
     torch.save({"method": method, "config": config, "model_config": model_config, "state_dict": state,
                 "normalization": normalization.state_dict(), "parameters": summary["parameters"]}, out / "model.pt")
     policy.eval()
-    summary["latency_per_chunk"] = measure_latency(policy, pairs.obs[0].numpy() * normalization.obs_std.numpy() + normalization.obs_mean.numpy())
+    summary["latency_per_chunk"] = {**measure_latency(policy, history), "device": str(device)}
     writer.close()
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -300,12 +317,13 @@ def _train_dp(config, model, pairs, generator, writer, checkpointer, checkpoint,
     return DiffusionChunkPolicy(ema.module, pairs.normalization)
 
 
-def load_policy(run_dir: str | Path, deterministic: bool | None = None):
-    """The policy of a finished run (``model.pt``), and the run's config."""
+def load_policy(run_dir: str | Path, deterministic: bool | None = None, device: str | None = "cpu"):
+    """The policy of a finished run (``model.pt``) on ``device`` (the CPU by default), and the run's config."""
     path = Path(run_dir) / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model (run `mepoly-il train ... --out {run_dir}` first)")
-    saved = torch.load(path, weights_only=False)
+    device = resolve_device(device)
+    saved = torch.load(path, map_location=device, weights_only=False)
     normalization = Normalization.from_state_dict(saved["normalization"])
     if saved["method"] == "mepoly":
         vae, prior = TrajectoryVAE(**saved["model_config"]["vae"]), LatentPrior(**saved["model_config"]["prior"])
@@ -315,4 +333,4 @@ def load_policy(run_dir: str | Path, deterministic: bool | None = None):
     else:
         policy = DiffusionChunkPolicy(DiffusionPolicy(**saved["model_config"]["dp"]), normalization)
         policy.model.load_state_dict(saved["state_dict"]["dp"])
-    return policy.eval(), saved["config"]
+    return policy.to(device).eval(), saved["config"]
