@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+r"""PPO with MePoly vs PPO-Gaussian on ManiSkill 3 tasks (state observations, ``pd_ee_delta_pos``).
+
+Usage (from the repository root, in the ManiSkill environment: ``integrations/maniskill/install.sh``)::
+
+    python benchmarks/maniskill_rl.py [--tasks PushCube-v1] [--methods mepoly gaussian] [--seeds 0]
+                                      [--steps N] [--episodes 100] [--reuse] [--runs-dir runs/bench-maniskill]
+
+Each (task, method, seed) is one ``mepoly train maniskill/<task> --policy <method>`` run with the
+presets of ``presets/ppo.yml`` (ManiSkill's PPO baseline settings scaled to 4 CPU environments;
+MePoly's head is the product of two 2-D blocks of order 6), in ``RUNS/{task}__{method}__{seed}``,
+one after the other (each run already uses 4 simulator processes).  ``--reuse`` keeps runs that
+have finished (their ``metrics.json`` exists) and resumes interrupted ones from their last checkpoint.
+
+Learning curves: every checkpoint of every run (``checkpoint_every`` steps) is evaluated on the
+same ``--episodes`` evaluation episodes (seeds from 10,000) with *sampled* actions (the policies as
+they act in training), ManiSkill's ``success_once``; the results are cached in the run's
+``checkpoint_eval.csv``.  "Steps to 0.9" is the first checkpoint whose success_once is at least 0.9.
+The final model is also evaluated with the policy's mode (``deterministic=True``, ManiSkill's
+convention).  Writes ``OUT/maniskill_rl.md`` and ``OUT/maniskill_rl.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import load_finished, markdown_table, results_header, train_run  # noqa: E402
+
+TARGET = 0.9
+
+
+def checkpoint_curve(run_dir: Path, task: str, episodes: int) -> list[tuple[int, float, float]]:
+    """(steps, success_once, success_at_end) with sampled actions for every checkpoint, cached in ``checkpoint_eval.csv``."""
+    import torch
+
+    from mepoly_dist.train import load_model
+    from mepoly_maniskill.evaluation import evaluate_success
+
+    torch.set_num_threads(1)
+    cache = run_dir / "checkpoint_eval.csv"
+    done = {}
+    if cache.exists():
+        with cache.open() as handle:
+            for row in csv.DictReader(handle):
+                if int(row["episodes"]) == episodes:
+                    done[int(row["timesteps"])] = (float(row["success_once"]), float(row["success_at_end"]))
+    checkpoints = sorted((int(re.search(r"(\d+)", p.name).group(1)), p) for p in (run_dir / "checkpoints").glob("model_*_steps.zip"))
+    for steps, path in checkpoints:
+        if steps in done:
+            continue
+        config, model = load_model(run_dir, path=path)
+        found = evaluate_success(model, task, episodes, seed=10_000, n_envs=config.n_envs, deterministic=False, **config.env_kwargs)
+        done[steps] = (found["success_once"], found["success_at_end"])
+        new = not cache.exists()
+        with cache.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["timesteps", "success_once", "success_at_end", "episodes"])
+            writer.writerow([steps, *done[steps], episodes])
+        print(f"  {run_dir.name} @ {steps}: success_once {done[steps][0]:.2f}", flush=True)
+    return [(s, *done[s]) for s in sorted(done)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["PushCube-v1"])
+    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--steps", type=int, default=None, help="environment steps per run (default: the preset's)")
+    parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per checkpoint")
+    parser.add_argument("--reuse", action="store_true", help="keep finished runs (resume unfinished ones)")
+    parser.add_argument("--runs-dir", default="runs/bench-maniskill")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args(argv)
+    runs_dir, out = Path(args.runs_dir), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = results_header("PPO on ManiSkill 3: MePoly vs Gaussian (state observations, pd_ee_delta_pos, CPU simulator)", args.seeds)
+
+    rows, curves = [], {}
+    for task in args.tasks:
+        for method in args.methods:
+            for seed in args.seeds:
+                run_dir = runs_dir / f"{task}__{method}__{seed}"
+                metrics = load_finished(run_dir) if args.reuse else None
+                if metrics is None:
+                    print(f"training {run_dir}", flush=True)
+                    metrics = train_run(f"maniskill/{task}", method, seed, str(run_dir), args.steps)
+                curve = checkpoint_curve(run_dir, task, args.episodes)
+                curves[(task, method, seed)] = curve
+                reached = next((s for s, once, _ in curve if once >= TARGET), None)
+                config = yaml.safe_load((run_dir / "config.yml").read_text())
+                steps_per_s = metrics["num_timesteps"] / metrics["train_seconds"] if metrics.get("train_seconds") else float("nan")
+                rows.append([task, method, seed, json.dumps(config["policy_kwargs"].get("blocks")) if method == "mepoly" else "-",
+                             metrics["num_timesteps"], reached if reached is not None else f"not within {metrics['num_timesteps']}",
+                             f"{curve[-1][1]:.2f}" if curve else "-", f"{metrics['success_once_sampled']:.2f}",
+                             f"{metrics['success_once_mode']:.2f}", f"{metrics['success_at_end_mode']:.2f}",
+                             f"{metrics['train_seconds'] / 60:.0f}", f"{steps_per_s:.0f}"])
+    table = markdown_table(
+        ["task", "method", "seed", "MePoly blocks", "steps trained", f"steps to success_once >= {TARGET} (sampled, {args.episodes} ep.)",
+         "last checkpoint success_once (sampled)", "final success_once (sampled)", "final success_once (mode)", "final success_at_end (mode)",
+         "train min", "steps/s (incl. evaluations)"], rows)
+    text = header + (f"\nEvaluation: {args.episodes} episodes per checkpoint, evaluation seeds from 10,000; `train min` and steps/s include "
+                     "the in-training evaluations and share the machine with whatever else ran (see load average).\n\n") + table
+    figure(out / "maniskill_rl.png", curves)
+    text += "\n![learning curves](maniskill_rl.png)\n"
+    (out / "maniskill_rl.md").write_text(text)
+    print(text)
+
+
+def figure(path: Path, curves: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({k[0] for k in curves})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for (t, method, seed), curve in sorted(curves.items()):
+            if t != task or not curve:
+                continue
+            steps, once, _ = np.array(curve).T
+            ax.plot(steps, once, marker="o", label=f"{method} (seed {seed})")
+        ax.axhline(TARGET, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(f"{task}: success_once, sampled actions")
+        ax.set_xlabel("environment steps")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
