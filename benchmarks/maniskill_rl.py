@@ -15,7 +15,8 @@ have finished (their ``metrics.json`` exists) and resumes interrupted ones from 
 Learning curves: every checkpoint of every run (``checkpoint_every`` steps) is evaluated on the
 same ``--episodes`` evaluation episodes (seeds from 10,000) with *sampled* actions (the policies as
 they act in training), ManiSkill's ``success_once``; the results are cached in the run's
-``checkpoint_eval.csv``.  "Steps to 0.9" is the first checkpoint whose success_once is at least 0.9.
+``checkpoint_eval.csv`` (runs whose in-training evaluation already used sampled actions on the same
+episodes, ``eval_curve.csv``, are read from there).  "Steps to 0.9" is the first checkpoint whose success_once is at least 0.9.
 The final model is also evaluated with the policy's mode (``deterministic=True``, ManiSkill's
 convention).  Writes ``OUT/maniskill_rl.md`` and ``OUT/maniskill_rl.png``.
 """
@@ -50,6 +51,15 @@ def checkpoint_curve(run_dir: Path, task: str, episodes: int) -> list[tuple[int,
     from mepoly_maniskill.evaluation import evaluate_success
 
     torch.set_num_threads(1)
+    config = yaml.safe_load((run_dir / "config.yml").read_text())
+    in_training = run_dir / "eval_curve.csv"
+    if in_training.exists() and config.get("eval_episodes") == episodes:
+        with in_training.open() as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and "success_once_sampled" in rows[0]:
+            # the run already evaluated the same episodes with sampled actions during training
+            # (in the rollout of each checkpoint: same parameters); no need to repeat it
+            return [(int(r["timesteps"]), float(r["success_once_sampled"]), float(r["success_at_end_sampled"])) for r in rows]
     cache = run_dir / "checkpoint_eval.csv"
     done = {}
     if cache.exists():
