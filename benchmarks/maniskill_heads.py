@@ -132,7 +132,7 @@ def cost_per_update(family32, lam: torch.Tensor, rows: int, epochs: int, minibat
                     sample_rows: int | None = None) -> tuple[float, float]:
     """Seconds to sample ``rows`` distinct rows and to run the training epochs.  With ``sample_rows``
     only that many rows are sampled and the time is scaled to ``rows`` (the sampler's cost is linear in
-    the number of distinct rows); the training epochs then use uniform actions."""
+    the number of distinct rows; ``0``: not timed, NaN); the training epochs then use uniform actions."""
     generator = torch.Generator().manual_seed(rng_seed)
     params = (lam.float()[None] + 0.05 * torch.randn(rows, lam.numel(), generator=generator)).contiguous()
     constants = family32.first_param_indices() if isinstance(family32, BlockMePolyFamily) else [0]
@@ -142,8 +142,9 @@ def cost_per_update(family32, lam: torch.Tensor, rows: int, epochs: int, minibat
         actions = distribution(family32, params).sample()
         sample_s = time.perf_counter() - start
     else:
-        distribution(family32, params[:sample_rows]).sample()
-        sample_s = (time.perf_counter() - start) * rows / sample_rows
+        if sample_rows > 0:
+            distribution(family32, params[:sample_rows]).sample()
+        sample_s = (time.perf_counter() - start) * rows / sample_rows if sample_rows > 0 else float("nan")
         actions = torch.rand(rows, family32.dim, generator=generator) * 2 - 1
     start = time.perf_counter()
     for _ in range(epochs):
@@ -187,7 +188,7 @@ def main(argv=None):
         family32 = make_family(dim, kwargs, dtype=torch.float32)
         joint = not isinstance(family32, BlockMePolyFamily)
         if joint and dim > args.skip_joint_sampling_above:
-            sample_s, train_s = cost_per_update_train_only(family32, lam, args.rows, args.epochs, args.minibatch, args.seed)
+            sample_s, train_s = cost_per_update(family32, lam, args.rows, args.epochs, args.minibatch, args.seed, sample_rows=0)
         elif joint:
             sample_s, train_s = cost_per_update(family32, lam, args.rows, args.epochs, args.minibatch, args.seed, args.joint_sample_rows)
         else:
@@ -210,21 +211,6 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     (out / "maniskill_heads.md").write_text(text)
     print(text)
-
-
-def cost_per_update_train_only(family32, lam, rows, epochs, minibatch, rng_seed):
-    """The training half of :func:`cost_per_update` (for heads whose sampler is not timed)."""
-    generator = torch.Generator().manual_seed(rng_seed)
-    params = lam.float()[None] + 0.05 * torch.randn(rows, lam.numel(), generator=generator)
-    params[:, 0] = 0.0
-    actions = torch.rand(rows, family32.dim, generator=generator) * 2 - 1
-    start = time.perf_counter()
-    for _ in range(epochs):
-        for batch in torch.randperm(rows, generator=generator).split(minibatch):
-            p = params[batch].clone().requires_grad_(True)
-            d = distribution(family32, p)
-            (d.log_prob(actions[batch]).mean() + 0.01 * d.entropy().mean()).backward()
-    return float("nan"), time.perf_counter() - start
 
 
 if __name__ == "__main__":
