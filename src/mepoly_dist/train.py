@@ -308,6 +308,33 @@ def _bandit_points(config: RunConfig) -> np.ndarray:
     return BanditEnv(**config.env_kwargs).points
 
 
+class _TrainClock:
+    """Training wall-clock in ``run_dir/timing.json``: the seconds of earlier (resumed) sessions plus
+    this one's, written at every checkpoint as well as at the end, so that a run interrupted and
+    resumed from its latest checkpoint still reports the time its steps took."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "timing.json"
+        self.before = json.loads(self.path.read_text())["train_seconds"] if self.path.exists() else 0.0
+        self.start = time.perf_counter()
+
+    def record(self) -> None:
+        self.path.write_text(json.dumps({"train_seconds": self.before + time.perf_counter() - self.start}, indent=2))
+
+    def callback(self, every: int):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        clock = self
+
+        class RecordAtCheckpoints(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.n_calls % every == 0:  # the steps of CheckpointCallback(every)
+                    clock.record()
+                return True
+
+        return RecordAtCheckpoints()
+
+
 def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 0, evaluate: bool = True) -> dict:
     """Train (or resume) a run in ``run_dir`` and evaluate it; returns the final metrics."""
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
@@ -325,7 +352,7 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
         config = extended
     config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    start = time.perf_counter()
+    clock = _TrainClock(run_dir)
     if checkpoint is not None:
         steps_done = int(re.search(r"(\d+)", checkpoint.name).group(1))
         env = make_env(config, seed=config.seed + steps_done, monitor_path=run_dir / f"from_{steps_done}")
@@ -338,7 +365,7 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
     remaining = config.n_timesteps - model.num_timesteps
     if remaining > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
-        callbacks = [CheckpointCallback(every, str(run_dir / "checkpoints"), name_prefix="model")]
+        callbacks = [CheckpointCallback(every, str(run_dir / "checkpoints"), name_prefix="model"), clock.callback(every)]
         if config.env_id in (BANDIT_ID, SMOOTH_WORLD_ID) or config.env_id.startswith(MANISKILL_PREFIX):
             callbacks.append(_eval_curve_callback(config, run_dir, config.checkpoint_every))
         if config.policy == "mepoly":
@@ -350,11 +377,7 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
     model.save(run_dir / "model.zip")
     # the final state is also the latest checkpoint, so a longer --steps extends the run
     model.save(run_dir / "checkpoints" / f"model_{model.num_timesteps}_steps.zip")
-    train_seconds = time.perf_counter() - start
-    timing_path = run_dir / "timing.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {"train_seconds": 0.0}
-    timing["train_seconds"] += train_seconds
-    timing_path.write_text(json.dumps(timing, indent=2))
+    clock.record()
     env.close()
     return evaluate_run(run_dir, model=model, config=config) if evaluate else {}
 
