@@ -201,3 +201,25 @@ def test_diagnostics_callback_logs_under_its_own_prefix(tmp_path):
     assert set(logged) == {"mepoly/entropy_mean", "mepoly/entropy_min", "mepoly/lambda_abs_max", "mepoly/log_partition_mean"}
     assert 0 < logged["mepoly/entropy_min"] <= logged["mepoly/entropy_mean"] <= 2 * math.log(2) + 1e-4
     assert logged["mepoly/lambda_abs_max"] >= 0
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_apply_orthogonal_init_reproduces_sb3s_own_initialisation(share):
+    """The helper that MePoly, GMM and FPO policies call from their ``_build`` draws exactly the
+    weights SB3's ``ActorCriticPolicy._build`` draws for the same seed (same gains, same order)."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from mepoly_dist.sb3 import apply_orthogonal_init
+
+    env = BoxBandit()
+    kwargs = dict(observation_space=env.observation_space, action_space=env.action_space, lr_schedule=lambda _: 1e-3,
+                  share_features_extractor=share)
+    torch.manual_seed(0)
+    ours = ActorCriticPolicy(**kwargs, ortho_init=False)  # default init, then SB3's gains by the helper
+    ours.ortho_init = True
+    apply_orthogonal_init(ours)
+    torch.manual_seed(0)
+    stock = ActorCriticPolicy(**kwargs, ortho_init=True)
+    for (name, mine), theirs in zip(ours.state_dict().items(), stock.state_dict().values()):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0, msg=name)
+    assert ours.action_net.weight.norm(dim=1).max() < 0.011  # gain 0.01 on the head

@@ -48,7 +48,6 @@ Reference: D. McAllister, S. Ge, B. Yi, C. M. Kim, E. Weber, H. Choi, H. Feng, A
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -63,7 +62,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch import Tensor, nn
 
-from ..sb3.policies import _GAUSSIAN_ONLY
+from ..sb3.policies import _GAUSSIAN_ONLY, apply_orthogonal_init
 
 __all__ = ["FPO", "FPOPolicy", "FPORolloutBuffer", "FPORolloutBufferSamples", "cfm_loss"]
 
@@ -163,15 +162,7 @@ class FPOPolicy(ActorCriticPolicy):
         self.velocity_net = nn.Sequential(*layers)
         self.action_net = nn.Linear(width, action_dim)  # the velocity's output layer (SB3's name, SB3's gain)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
-        if self.ortho_init:
-            module_gains = {self.mlp_extractor: np.sqrt(2), self.velocity_net: np.sqrt(2), self.action_net: 0.01, self.value_net: 1}
-            if self.share_features_extractor:
-                module_gains[self.features_extractor] = np.sqrt(2)
-            else:
-                module_gains[self.pi_features_extractor] = np.sqrt(2)
-                module_gains[self.vf_features_extractor] = np.sqrt(2)
-            for module, gain in module_gains.items():
-                module.apply(partial(self.init_weights, gain=gain))
+        apply_orthogonal_init(self, {self.velocity_net: np.sqrt(2)})
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     # -- the flow -------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ the weights, means and scales:
     \Big[\log \pi\big(\tanh(\mu_k + \sigma_k \odot \epsilon)\big)\Big]
     \approx -\sum_k w_k \frac{1}{M} \sum_{m=1}^{M} \log \pi\big(\tanh(\mu_k + \sigma_k \odot \epsilon_m)\big),
 
-unbiased for the value (not for its log), with ``entropy_samples = M`` draws per component
-(default 16).  PPO's entropy bonus (eq. 12) uses it like an exact entropy.
+an unbiased estimate of :math:`H` (and of its gradient) with ``entropy_samples = M`` draws per
+component (default 16), so it is noisy, unlike MePoly's exact entropy.  PPO's entropy bonus (eq. 12) uses it like an exact entropy.
 
 **Initialisation.**  SB3's orthogonal init (gain 0.01) makes the head's outputs nearly
 state-independent at the start; the mean biases are then spread uniformly in
@@ -49,7 +49,6 @@ learning" (2021), the paper's PPO-GMM baseline.
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -61,7 +60,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
-from ..sb3.policies import _GAUSSIAN_ONLY, check_action_space
+from ..sb3.policies import _GAUSSIAN_ONLY, apply_orthogonal_init, check_action_space
 
 __all__ = ["GMMDistribution", "GMMHead", "GMMActorCriticPolicy", "LOG_STD_MIN", "LOG_STD_MAX", "ACTION_EPS"]
 
@@ -235,15 +234,7 @@ class GMMActorCriticPolicy(ActorCriticPolicy):
         self._build_mlp_extractor()
         self.action_net = self.action_dist.proba_distribution_net(latent_dim=self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
-        if self.ortho_init:
-            module_gains = {self.mlp_extractor: np.sqrt(2), self.action_net: 0.01, self.value_net: 1}
-            if self.share_features_extractor:
-                module_gains[self.features_extractor] = np.sqrt(2)
-            else:
-                module_gains[self.pi_features_extractor] = np.sqrt(2)
-                module_gains[self.vf_features_extractor] = np.sqrt(2)
-            for module, gain in module_gains.items():
-                module.apply(partial(self.init_weights, gain=gain))
+        apply_orthogonal_init(self)
         self.action_net.spread_means()
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 

@@ -7,13 +7,14 @@
 
 from .callbacks import MePolyDiagnostics
 from .distributions import MePolyDistribution, MePolyHead
-from .policies import MePolyActorCriticPolicy, check_action_space
+from .policies import MePolyActorCriticPolicy, apply_orthogonal_init, check_action_space
 
 __all__ = [
     "MePolyActorCriticPolicy",
     "MePolyDistribution",
     "MePolyHead",
     "MePolyDiagnostics",
+    "apply_orthogonal_init",
     "check_action_space",
     "MePolyRecurrentActorCriticPolicy",
 ]

@@ -33,10 +33,28 @@ from torch import Tensor, nn
 
 from .distributions import MePolyDistribution
 
-__all__ = ["MePolyActorCriticPolicy", "MePolyPolicyMixin", "check_action_space"]
+__all__ = ["MePolyActorCriticPolicy", "MePolyPolicyMixin", "apply_orthogonal_init", "check_action_space"]
 
 #: ActorCriticPolicy arguments that only make sense for Gaussian / gSDE heads
 _GAUSSIAN_ONLY = ("use_sde", "log_std_init", "full_std", "use_expln", "squash_output")
+
+
+def apply_orthogonal_init(policy: ActorCriticPolicy, extra_gains: dict[nn.Module, float] | None = None) -> None:
+    """SB3's orthogonal initialisation of ``ActorCriticPolicy._build``, for policies that replace
+    ``_build``: gain sqrt(2) for the features extractor(s) and the MLP extractor, 0.01 for
+    ``action_net`` and 1 for ``value_net``, plus ``extra_gains`` for modules SB3 does not know.
+    Does nothing when ``policy.ortho_init`` is False (SB3's switch)."""
+    if not policy.ortho_init:
+        return
+    # SB3's order (the draws come from the global RNG, so the order fixes the weights of a seed)
+    module_gains = {policy.mlp_extractor: np.sqrt(2), **(extra_gains or {}), policy.action_net: 0.01, policy.value_net: 1}
+    if policy.share_features_extractor:
+        module_gains[policy.features_extractor] = np.sqrt(2)
+    else:
+        module_gains[policy.pi_features_extractor] = np.sqrt(2)
+        module_gains[policy.vf_features_extractor] = np.sqrt(2)
+    for module, gain in module_gains.items():
+        module.apply(partial(policy.init_weights, gain=gain))
 
 
 def check_action_space(action_space: spaces.Space) -> int:
@@ -94,15 +112,7 @@ class MePolyPolicyMixin:
         self._build_mlp_extractor()
         self.action_net = self.action_dist.proba_distribution_net(latent_dim=self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
-        if self.ortho_init:
-            module_gains = {self.mlp_extractor: np.sqrt(2), self.action_net: 0.01, self.value_net: 1}
-            if self.share_features_extractor:
-                module_gains[self.features_extractor] = np.sqrt(2)
-            else:
-                module_gains[self.pi_features_extractor] = np.sqrt(2)
-                module_gains[self.vf_features_extractor] = np.sqrt(2)
-            for module, gain in module_gains.items():
-                module.apply(partial(self.init_weights, gain=gain))
+        apply_orthogonal_init(self)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_action_dist_from_latent(self, latent_pi: Tensor, *args) -> MePolyDistribution:
