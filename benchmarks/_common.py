@@ -91,6 +91,17 @@ def markdown_table(header: list[str], rows: list[list], align: list[str] | None 
     return "\n".join(out) + "\n"
 
 
+def plot_action_samples(ax, samples_path: Path, bins: int = 64) -> None:
+    """A 2-D histogram of a run's saved action samples (``action_samples.npy``, shape (N, 2)) on
+    the action square, x horizontal; leaves the panel empty when the run has no samples."""
+    import numpy as np
+
+    if samples_path.exists():
+        samples = np.load(samples_path)
+        hist, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=bins, range=[[-1, 1], [-1, 1]])
+        ax.imshow(hist, origin="lower", extent=(-1, 1, -1, 1), cmap="magma")
+
+
 def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None = None, hp=(), policy_kwargs=()) -> dict:
     """One ``mepoly train`` run (one torch thread) for a benchmark; returns its final metrics.
 

@@ -31,7 +31,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_backend_arguments, load_finished, markdown_table, results_header, run_parallel, train_run  # noqa: E402
+from _common import (  # noqa: E402
+    add_backend_arguments,
+    load_finished,
+    markdown_table,
+    plot_action_samples,
+    results_header,
+    run_parallel,
+    train_run,
+)
 
 #: the bandit preset's MePoly head; its runs are shared with benchmarks/bandit.py
 PRESET = ("legendre", 14)
@@ -72,11 +80,7 @@ def figure(path: Path, runs_dir: Path, results: dict, targets, bases, orders, se
     for r, (target, basis) in enumerate(pairs):
         for c, order in enumerate(orders):
             ax = axes[r, c]
-            samples_path = runs_dir / run_name(target, basis, order, seed) / "action_samples.npy"
-            if samples_path.exists():
-                samples = np.load(samples_path)
-                hist, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=64, range=[[-1, 1], [-1, 1]])
-                ax.imshow(hist, origin="lower", extent=(-1, 1, -1, 1), cmap="magma")
+            plot_action_samples(ax, runs_dir / run_name(target, basis, order, seed) / "action_samples.npy")
             m = results.get((target, basis, order, seed))
             tv = f", TV {m['tv_to_target']:.2f}" if m else ""
             ax.set_title(f"{target} {basis} n={order}{tv}", fontsize=8)

@@ -43,7 +43,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_backend_arguments, load_finished, markdown_table, results_header, run_parallel, train_run  # noqa: E402
+from _common import (  # noqa: E402
+    add_backend_arguments,
+    load_finished,
+    markdown_table,
+    plot_action_samples,
+    results_header,
+    run_parallel,
+    train_run,
+)
 
 
 def summarize(results: dict, targets, methods, seeds) -> str:
@@ -85,12 +93,8 @@ def figure(path: Path, runs_dir: Path, targets, methods) -> None:
         axes[r, 0].imshow(np.exp(energy - energy.max()), origin="lower", extent=(-1, 1, -1, 1), cmap="magma")
         axes[r, 0].set_title(f"{target}: target exp(r/0.2)", fontsize=9)
         for c, method in enumerate(methods, start=1):
-            samples_path = runs_dir / f"{target}__{method}__0" / "action_samples.npy"
             ax = axes[r, c]
-            if samples_path.exists():
-                samples = np.load(samples_path)
-                hist, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=64, range=[[-1, 1], [-1, 1]])
-                ax.imshow(hist, origin="lower", extent=(-1, 1, -1, 1), cmap="magma")
+            plot_action_samples(ax, runs_dir / f"{target}__{method}__0" / "action_samples.npy")
             ax.set_title(f"{method} (seed 0)", fontsize=9)
     for ax in axes.ravel():
         ax.set_xticks([])

@@ -229,15 +229,8 @@ def _train_mepoly(config, models, pairs, generator, writer, checkpointer, checkp
                              "train_seconds": summary["train_seconds"]}
 
     if stage == "stage1":
-        def step1(obs, actions):
-            loss, parts = vae.loss(obs, actions, s1["beta"], s1["stress_weight"])
-            optimizer1.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), s1.get("grad_clip", 1.0))
-            optimizer1.step()
-            schedule1.step()
-            return {"loss": loss.detach(), **parts}
-
+        step1 = _gradient_step(lambda obs, actions: vae.loss(obs, actions, s1["beta"], s1["stress_weight"]),
+                               optimizer1, schedule1, list(vae.parameters()), s1.get("grad_clip", 1.0))
         vae.train()
         last, seconds = _loop("stage1", s1["steps"], start, pairs.batches(s1["batch_size"], generator), step1, writer,
                               checkpointer, state_fn("stage1", optimizer1, schedule1), progress)
@@ -256,15 +249,8 @@ def _train_mepoly(config, models, pairs, generator, writer, checkpointer, checkp
         schedule2.load_state_dict(checkpoint["schedule"])
     clipped = decoder_parameters(vae)
 
-    def step2(obs, actions):
-        loss, parts = stage2_loss(vae, prior, obs, actions, s2["entropy_coef"], s2["reconstruction_weight"])
-        optimizer2.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(clipped, s2["grad_clip"])
-        optimizer2.step()
-        schedule2.step()
-        return {"loss": loss.detach(), **parts}
-
+    step2 = _gradient_step(lambda obs, actions: stage2_loss(vae, prior, obs, actions, s2["entropy_coef"], s2["reconstruction_weight"]),
+                           optimizer2, schedule2, clipped, s2["grad_clip"])
     prior.train()
     last, seconds = _loop("stage2", s2["steps"], start, pairs.batches(s2["batch_size"], generator), step2, writer,
                           checkpointer, state_fn("stage2", optimizer2, schedule2), progress)
@@ -272,6 +258,24 @@ def _train_mepoly(config, models, pairs, generator, writer, checkpointer, checkp
     summary["stage2"] = last
     prior.eval()
     return MePolyChunkPolicy(vae, prior, pairs.normalization, **_sampling(config))
+
+
+def _gradient_step(loss_fn, optimizer, schedule, clipped=None, max_norm=None):
+    """One optimizer step per call: ``loss, parts = loss_fn(obs, actions)``, backward, gradient-norm
+    clipping of ``clipped`` to ``max_norm`` (when given), optimizer and schedule step; returns the
+    logged parts with the loss."""
+
+    def step(obs, actions):
+        loss, parts = loss_fn(obs, actions)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clipped is not None:
+            torch.nn.utils.clip_grad_norm_(clipped, max_norm)
+        optimizer.step()
+        schedule.step()
+        return {"loss": loss.detach(), **parts}
+
+    return step
 
 
 def _sampling(config: dict, deterministic: bool | None = None) -> dict:
@@ -295,12 +299,10 @@ def _train_dp(config, model, pairs, generator, writer, checkpointer, checkpoint,
         schedule.load_state_dict(checkpoint["schedule"])
         start = checkpoint["step"]
 
+    gradient_step = _gradient_step(model.loss, optimizer, schedule)
+
     def step_fn(obs, actions):
-        loss, parts = model.loss(obs, actions)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        parts = gradient_step(obs, actions)
         ema.update_parameters(model)
         return parts
 
