@@ -117,11 +117,15 @@ class _Checkpointer:
             tmp.replace(self.path)
 
 
-def _loop(name, steps, start, batches, step_fn, writer, checkpointer, state_fn, progress, log_every=50):
-    """Runs ``step_fn(obs, actions) -> parts`` from ``start`` to ``steps``; returns the last logged parts and seconds."""
+def _loop(name, steps, start, batches, step_fn, writer, checkpointer, state_fn, progress, seconds: dict, log_every=50):
+    """Runs ``step_fn(obs, actions) -> parts`` from ``start`` to ``steps``; returns the last logged parts.
+
+    ``seconds[name]`` holds the stage's training seconds, those of earlier (resumed) sessions plus
+    this one's, kept current at every step so that each checkpoint carries the time its steps took.
+    """
     from tqdm.auto import tqdm
 
-    t0, last = time.perf_counter(), {}
+    t0, before, last = time.perf_counter(), seconds.get(name, 0.0), {}
     bar = tqdm(range(start, steps), desc=name, disable=not progress, initial=start, total=steps)
     for step in bar:
         obs, actions = next(batches)
@@ -131,8 +135,9 @@ def _loop(name, steps, start, batches, step_fn, writer, checkpointer, state_fn, 
             for key, value in last.items():
                 writer.add_scalar(f"{name}/{key}", value, step + 1)
             bar.set_postfix({key: f"{value:.4g}" for key, value in last.items()})
+        seconds[name] = before + time.perf_counter() - t0
         checkpointer.maybe_save(step + 1, steps, lambda: state_fn(step + 1))
-    return last, time.perf_counter() - t0
+    return last
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -232,10 +237,8 @@ def _train_mepoly(config, models, pairs, generator, writer, checkpointer, checkp
         step1 = _gradient_step(lambda obs, actions: vae.loss(obs, actions, s1["beta"], s1["stress_weight"]),
                                optimizer1, schedule1, list(vae.parameters()), s1.get("grad_clip", 1.0))
         vae.train()
-        last, seconds = _loop("stage1", s1["steps"], start, pairs.batches(s1["batch_size"], generator), step1, writer,
-                              checkpointer, state_fn("stage1", optimizer1, schedule1), progress)
-        summary["train_seconds"]["stage1"] = summary["train_seconds"].get("stage1", 0.0) + seconds
-        summary["stage1"] = last
+        summary["stage1"] = _loop("stage1", s1["steps"], start, pairs.batches(s1["batch_size"], generator), step1, writer,
+                                  checkpointer, state_fn("stage1", optimizer1, schedule1), progress, summary["train_seconds"])
         stage, start = "stage2", 0
     vae.eval()  # no dropout in the frozen encoder's targets
     summary["latent"] = vae.latent_statistics(pairs.actions[torch.randperm(len(pairs), generator=generator)[:2048]])
@@ -252,10 +255,8 @@ def _train_mepoly(config, models, pairs, generator, writer, checkpointer, checkp
     step2 = _gradient_step(lambda obs, actions: stage2_loss(vae, prior, obs, actions, s2["entropy_coef"], s2["reconstruction_weight"]),
                            optimizer2, schedule2, clipped, s2["grad_clip"])
     prior.train()
-    last, seconds = _loop("stage2", s2["steps"], start, pairs.batches(s2["batch_size"], generator), step2, writer,
-                          checkpointer, state_fn("stage2", optimizer2, schedule2), progress)
-    summary["train_seconds"]["stage2"] = summary["train_seconds"].get("stage2", 0.0) + seconds
-    summary["stage2"] = last
+    summary["stage2"] = _loop("stage2", s2["steps"], start, pairs.batches(s2["batch_size"], generator), step2, writer,
+                              checkpointer, state_fn("stage2", optimizer2, schedule2), progress, summary["train_seconds"])
     prior.eval()
     return MePolyChunkPolicy(vae, prior, pairs.normalization, **_sampling(config))
 
@@ -312,9 +313,8 @@ def _train_dp(config, model, pairs, generator, writer, checkpointer, checkpoint,
                 "normalization": pairs.normalization.state_dict(), "train_seconds": summary["train_seconds"]}
 
     model.train()
-    last, seconds = _loop("dp", t["steps"], start, pairs.batches(t["batch_size"], generator), step_fn, writer, checkpointer, state_fn, progress)
-    summary["train_seconds"]["dp"] = summary["train_seconds"].get("dp", 0.0) + seconds
-    summary["dp"] = last
+    summary["dp"] = _loop("dp", t["steps"], start, pairs.batches(t["batch_size"], generator), step_fn, writer, checkpointer, state_fn,
+                          progress, summary["train_seconds"])
     ema.module.eval()
     return DiffusionChunkPolicy(ema.module, pairs.normalization)
 

@@ -37,6 +37,10 @@ def test_save_load_round_trip_and_resume(method, demos, tmp_path):
     assert summary["num_demos"] == 2 and summary["num_pairs"] == 55 and summary["parameters"] > 0
     assert summary["latency_per_chunk"]["median_s"] > 0
     assert (out / "model.pt").exists() and (out / "checkpoints" / "latest.pt").exists() and any((out / "tb").iterdir())
+    # the checkpoint carries the seconds of the stage it interrupts, so a resumed run still reports them
+    saved = torch.load(out / "checkpoints" / "latest.pt", weights_only=False)
+    stage = "stage2" if method == "mepoly" else "dp"
+    assert 0 < saved["train_seconds"][stage] <= summary["train_seconds"][stage]
     obs = np.random.default_rng(0).normal(size=(2, PUSHCUBE_OBS_DIM)).astype(np.float32)
     chunks = []
     for _ in range(2):
