@@ -98,7 +98,7 @@ def write_report(root: Path, preset_filter: str | None, command: str) -> str:
             for task in TASKS:
                 values = [done["eval"][key] for t, m, _, _, _, done in runs if t == task and m == method]
                 cells.append(_mean_std(values) if values else "not run")
-            rows.append([f"{LABELS[method]}, {key}"] + cells)
+            rows.append([LABELS[method] if key == "success_once" else f"{LABELS[method]}, {key}"] + cells)
     details = []
     for task, method, preset, seed, path, done in runs:
         summary, result, config = done["summary"], done["eval"], yaml.safe_load(done["config"])
@@ -115,14 +115,16 @@ def write_report(root: Path, preset_filter: str | None, command: str) -> str:
         "\nSuccess rate, mean / std over seeds (std over seeds with `numpy.std`, ddof 0), 100 evaluation episodes per run "
         "unless the run table says otherwise. The paper's rows are copied from its Table 1 (12M-parameter models, "
         "trained on a GPU; the paper does not say whether its rate is success_once or success_at_end). This project's "
-        "rows list both of ManiSkill's metrics. Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, "
+        "rows are ManiSkill's success_once (success at any step of the episode, what ManiSkill's baselines report); "
+        "the rows marked success_at_end give the stricter metric (success at the last step). Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, "
         "episode limits 100 / 100 / 200 / 150, seeds 100000 + i (disjoint from the demonstrations'). \"not run\": no "
         "finished run on this machine, not a result.\n\n"
     )
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
     text += "\n## Runs\n\n"
     text += ("Training time: wall clock of the training loops on one torch thread (2-core machine shared with other "
-             "engineers' jobs: load averages of 4-10 were seen during these runs, so the times are upper bounds). "
+             "engineers' jobs: load averages of 3-10 were seen during these runs, so the times are upper bounds; a run "
+             "interrupted and resumed before commit 9fcbf2f counts only the time after its last checkpoint). "
              "Latency: median seconds per action chunk for one observation history on one thread, measured after "
              "training (`summary.json`) and during the evaluation rollouts (`eval.json`).\n\n")
     if details:
