@@ -47,6 +47,9 @@ def test_interrupted_run_loses_at_most_one_interval(tmp_path):
     assert latest_checkpoint(out).name == "model_2048_steps.zip"
     metrics = _train(out, "two_moons", "--steps", "3072")
     assert metrics["num_timesteps"] == 3072
+    # the learning curve has one row per evaluation step: the lost continuation's rows were replaced
+    steps = [int(line.split(",")[0]) for line in (out / "eval_curve.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps)) and steps[-1] == 3072
 
 
 def test_smooth_world_run_and_eval(tmp_path):

@@ -244,10 +244,20 @@ def load_model(run_dir, env=None, path=None):
     return config, _algorithms()[config.algo].load(path, env=env, device="cpu")
 
 
-def _eval_curve_callback(config: RunConfig, run_dir: Path, every: int):
+def _eval_curve_callback(config: RunConfig, run_dir: Path, every: int, start_step: int = 0):
     """An SB3 callback that records :func:`_eval_quick` metrics every ``every`` steps, to
-    TensorBoard (``eval/*``) and ``run_dir/eval_curve.csv`` (learning curves)."""
+    TensorBoard (``eval/*``) and ``run_dir/eval_curve.csv`` (learning curves).
+
+    A run that (re)starts at ``start_step`` (its checkpoint's step) keeps the rows up to that step and
+    drops later ones: they belong to the continuation that was lost, which is evaluated again."""
     from stable_baselines3.common.callbacks import BaseCallback
+
+    path = run_dir / "eval_curve.csv"
+    if path.exists():
+        with path.open() as handle:
+            rows = list(csv.reader(handle))
+        with path.open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows[:1] + [row for row in rows[1:] if int(row[0]) <= start_step])
 
     class EvalCurve(BaseCallback):
         def __init__(self):
@@ -260,7 +270,6 @@ def _eval_curve_callback(config: RunConfig, run_dir: Path, every: int):
                 metrics = _eval_quick(config, self.model.policy)
                 for key, value in metrics.items():
                     self.logger.record(f"eval/{key}", value)
-                path = run_dir / "eval_curve.csv"
                 new = not path.exists()
                 with path.open("a", newline="") as handle:
                     writer = csv.writer(handle)
@@ -367,7 +376,7 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
         every = max(config.checkpoint_every // config.n_envs, 1)
         callbacks = [CheckpointCallback(every, str(run_dir / "checkpoints"), name_prefix="model"), clock.callback(every)]
         if config.env_id in (BANDIT_ID, SMOOTH_WORLD_ID) or config.env_id.startswith(MANISKILL_PREFIX):
-            callbacks.append(_eval_curve_callback(config, run_dir, config.checkpoint_every))
+            callbacks.append(_eval_curve_callback(config, run_dir, config.checkpoint_every, model.num_timesteps))
         if config.policy == "mepoly":
             from .sb3 import MePolyDiagnostics
 
