@@ -9,6 +9,12 @@ per action chunk.  Cells without a finished run say "not run".
 
     python benchmarks/maniskill_il.py --tasks PushCube-v1 --methods mepoly dp --seeds 0 --preset cpu --episodes 100
     python benchmarks/maniskill_il.py --report-only       # rewrite the table from the finished runs
+    python benchmarks/maniskill_il.py --tasks StackCube-v1 --demos StackCube-v1=demos-500/...h5 --runs runs/maniskill_il_500
+    python benchmarks/maniskill_il.py --report-only --report-runs runs/maniskill_il runs/maniskill_il_500
+
+Runs on another demonstration set go to their own ``--runs`` root; the report reads every root given
+to ``--report-runs``: Table 1 takes, per task, the runs on the most demonstrations (both methods on
+the same set), and a second table lists every demonstration count.
 
 Finished runs (``RUN_DIR/eval/eval.json`` with the requested episode count) are reused, not rerun;
 an interrupted training resumes from its checkpoint.  Run it in the ManiSkill venv (``[il]`` extra).
@@ -81,24 +87,58 @@ def _mean_std(values) -> str:
     return f"{values.mean():.3f} / {values.std():.3f} ({len(values)} seeds)"
 
 
-def write_report(root: Path, preset_filter: str | None, command: str) -> str:
+def finished_runs(roots: list[Path], preset_filter: str | None = None) -> list[tuple]:
+    """``(task, method, preset, seed, path, done)`` of every finished run under the run roots."""
+    runs = []
+    for root in roots:
+        for path in sorted(root.glob("*__*__*__*")):
+            done = _finished(path)
+            if done:
+                task, method, preset, seed = path.name.split("__")
+                if preset_filter in (None, preset):
+                    runs.append((task, method, preset, int(seed), path, done))
+    return runs
+
+
+def main_table_runs(runs: list[tuple]) -> list[tuple]:
+    """The runs of Table 1's rows: per task, those trained on the most demonstrations (both methods on the
+    same data, so a method without runs on that count reads "not run" rather than borrowing a smaller set's).
+
+    Runs on fewer demonstrations stay in the per-demo-count table and the run list.
+    """
+    most = {}
+    for task, _, _, _, _, done in runs:
+        most[task] = max(most.get(task, 0), done["summary"]["num_demos"])
+    return [run for run in runs if run[5]["summary"]["num_demos"] == most[run[0]]]
+
+
+def _cell(runs: list[tuple], task: str, method: str, key: str, with_demos: bool = True) -> str:
+    values = [done["eval"][key] for t, m, _, _, _, done in runs if t == task and m == method]
+    if not values:
+        return "not run"
+    text = _mean_std(values)
+    if with_demos:
+        demos = sorted({done["summary"]["num_demos"] for t, m, _, _, _, done in runs if t == task and m == method})
+        text = text[:-1] + f", {'/'.join(map(str, demos))} demos)"
+    return text
+
+
+def write_report(roots: list[Path], preset_filter: str | None, command: str) -> str:
     import yaml
 
-    runs = []
-    for path in sorted(root.glob("*__*__*__*")):
-        done = _finished(path)
-        if done:
-            task, method, preset, seed = path.name.split("__")
-            if preset_filter in (None, preset):
-                runs.append((task, method, preset, int(seed), path, done))
+    runs = finished_runs(roots, preset_filter)
+    main_runs = main_table_runs(runs)
     rows = [[name] + [f"{mean:.3f} / {std:.3f}" for mean, std in cells] for name, cells in PAPER.items()]
     for key in ("success_once", "success_at_end"):
         for method in METHODS:
-            cells = []
-            for task in TASKS:
-                values = [done["eval"][key] for t, m, _, _, _, done in runs if t == task and m == method]
-                cells.append(_mean_std(values) if values else "not run")
-            rows.append([LABELS[method] if key == "success_once" else f"{LABELS[method]}, {key}"] + cells)
+            rows.append([LABELS[method] if key == "success_once" else f"{LABELS[method]}, {key}"]
+                        + [_cell(main_runs, task, method, key) for task in TASKS])
+    by_demos = []
+    for task in TASKS:
+        for demos in sorted({done["summary"]["num_demos"] for t, _, _, _, _, done in runs if t == task}):
+            subset = [run for run in runs if run[0] == task and run[5]["summary"]["num_demos"] == demos]
+            by_demos.append([task, demos] + [_cell(subset, task, method, key, with_demos=False)
+                                             for method in METHODS for key in ("success_once", "success_at_end")])
     details = []
     for task, method, preset, seed, path, done in runs:
         summary, result, config = done["summary"], done["eval"], yaml.safe_load(done["config"])
@@ -110,17 +150,22 @@ def write_report(root: Path, preset_filter: str | None, command: str) -> str:
                         f"`mepoly-il train {task} --demos {config['demos']} --method {method} --preset {preset} --seed {seed} --out {path}` "
                         f"then `mepoly-il eval {path} --episodes {result['episodes']}`"])
     text = results_header("ManiSkill imitation learning (paper Table 1)", "per run, see below",
-                          extra=f"* runs: `{root}`; regenerate this file with `{command}`")
+                          extra=f"* runs: {', '.join(f'`{root}`' for root in roots)}; regenerate this file with `{command}`")
     text += (
         "\nSuccess rate, mean / std over seeds (std over seeds with `numpy.std`, ddof 0), 100 evaluation episodes per run "
         "unless the run table says otherwise. The paper's rows are copied from its Table 1 (12M-parameter models, "
-        "trained on a GPU; the paper does not say whether its rate is success_once or success_at_end). This project's "
-        "rows are ManiSkill's success_once (success at any step of the episode, what ManiSkill's baselines report); "
-        "the rows marked success_at_end give the stricter metric (success at the last step). Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, "
+        "trained on a GPU; the paper does not say whether its rate is success_once or success_at_end, nor how many "
+        "demonstrations it trained on). This project's rows are ManiSkill's success_once (success at any step of the "
+        "episode, what ManiSkill's baselines report); the rows marked success_at_end give the stricter metric (success "
+        "at the last step). Each column of this project's rows uses the runs trained on the most demonstrations this "
+        "project generated for that task (the cell says how many), the same set for both methods; the next table gives "
+        "every demonstration count that ran. Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, "
         "episode limits 100 / 100 / 200 / 150, seeds 100000 + i (disjoint from the demonstrations'). \"not run\": no "
         "finished run on this machine, not a result.\n\n"
     )
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
+    text += "\n## By demonstration count\n\nSame preset and budget, more demonstrations (success_once and success_at_end, mean / std over seeds).\n\n"
+    text += markdown_table(["task", "demos", "MePoly success_once", "MePoly success_at_end", "DP success_once", "DP success_at_end"], by_demos)
     text += "\n## Runs\n\n"
     text += ("Training time: wall clock of the training loops on one torch thread (2-core machine shared with other "
              "engineers' jobs: load averages of 3-10 were seen during these runs, so the times are upper bounds; a run "
@@ -144,7 +189,9 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--demos", action="append", default=[], metavar="TASK=PATH", help="demonstration file of a task (default demos/...)")
-    parser.add_argument("--runs", default="runs/maniskill_il", help="run directories live here")
+    parser.add_argument("--runs", default="runs/maniskill_il", help="new run directories go here")
+    parser.add_argument("--report-runs", nargs="+", default=None, metavar="DIR",
+                        help="run roots the report reads (default: --runs), e.g. one root per demonstration count")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--report-only", action="store_true", help="only rewrite the results file from finished runs")
     args = parser.parse_args(argv)
@@ -159,7 +206,8 @@ def main(argv=None) -> int:
             parser.error(f"--demos takes TASK=PATH with TASK in {TASKS}, got {item!r}")
         demos[task] = path
     root = Path(args.runs)
-    command = f"python benchmarks/maniskill_il.py --report-only --runs {root}"
+    report_roots = [Path(path) for path in (args.report_runs or [args.runs])]
+    command = f"python benchmarks/maniskill_il.py --report-only --report-runs {' '.join(map(str, report_roots))}"
     out = Path(args.out)
     if not args.report_only:
         for task in args.tasks:
@@ -169,8 +217,8 @@ def main(argv=None) -> int:
             for task in args.tasks:
                 for method in args.methods:
                     run_one(root, task, method, args.preset, seed, demos[task], args.episodes)
-                    out.write_text(write_report(root, None, command))
-    out.write_text(write_report(root, None, command))
+                    out.write_text(write_report(report_roots, None, command))
+    out.write_text(write_report(report_roots, None, command))
     print(f"wrote {out}")
     return 0
 
