@@ -80,11 +80,12 @@ def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: s
     return _finished(path, episodes)
 
 
-def _mean_std(values) -> str:
+def _mean_std(values, note: str = "") -> str:
+    """``"mean / std (N seeds<note>)"``; ``note`` is appended inside the brackets."""
     values = np.asarray(values, dtype=float)
     if len(values) == 1:
-        return f"{values[0]:.3f} (1 seed, no std)"
-    return f"{values.mean():.3f} / {values.std():.3f} ({len(values)} seeds)"
+        return f"{values[0]:.3f} (1 seed, no std{note})"
+    return f"{values.mean():.3f} / {values.std():.3f} ({len(values)} seeds{note})"
 
 
 def finished_runs(roots: list[Path], preset_filter: str | None = None) -> list[tuple]:
@@ -116,11 +117,11 @@ def _cell(runs: list[tuple], task: str, method: str, key: str, with_demos: bool 
     values = [done["eval"][key] for t, m, _, _, _, done in runs if t == task and m == method]
     if not values:
         return "not run"
-    text = _mean_std(values)
+    note = ""
     if with_demos:
         demos = sorted({done["summary"]["num_demos"] for t, m, _, _, _, done in runs if t == task and m == method})
-        text = text[:-1] + f", {'/'.join(map(str, demos))} demos)"
-    return text
+        note = f", {'/'.join(map(str, demos))} demos"
+    return _mean_std(values, note)
 
 
 def write_report(roots: list[Path], preset_filter: str | None, command: str) -> str:
