@@ -146,7 +146,7 @@ def write_report(roots: list[Path], preset_filter: str | None, command: str) -> 
         seconds = summary["train_seconds"]
         details.append([task, LABELS[method], preset, seed, summary["num_demos"], summary["num_pairs"], f"{summary['parameters']:,}",
                         f"{seconds['total'] / 60:.1f}", f"{1000 * summary['latency_per_chunk']['median_s']:.1f}",
-                        f"{1000 * result['chunk_latency_s']:.1f}", result["episodes"], f"{result['success_once']:.3f}",
+                        f"{1000 * result['chunk_latency_s']:.1f}", result["episodes"], result["act_horizon"], f"{result['success_once']:.3f}",
                         f"{result['success_at_end']:.3f}",
                         f"`mepoly-il train {task} --demos {config['demos']} --method {method} --preset {preset} --seed {seed} --out {path}` "
                         f"then `mepoly-il eval {path} --episodes {result['episodes']}`"])
@@ -161,7 +161,9 @@ def write_report(roots: list[Path], preset_filter: str | None, command: str) -> 
         "at the last step). Each column of this project's rows uses the runs trained on the most demonstrations this "
         "project generated for that task (the cell says how many), the same set for both methods; the next table gives "
         "every demonstration count that ran. Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, "
-        "episode limits 100 / 100 / 200 / 150, seeds 100000 + i (disjoint from the demonstrations'). \"not run\": no "
+        "episode limits 100 / 100 / 200 / 150, seeds 100000 + i (disjoint from the demonstrations'), 16-action chunks "
+        "of which the policy executes 8 before replanning (ManiSkill's baseline setting), except MePoly on PushT, whose "
+        "preset executes 2 (its chunk costs milliseconds; the run table gives the value of every run). \"not run\": no "
         "finished run on this machine, not a result.\n\n"
     )
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
@@ -176,7 +178,7 @@ def write_report(roots: list[Path], preset_filter: str | None, command: str) -> 
     if details:
         text += markdown_table(["task", "method", "preset", "seed", "demos", "training pairs", "parameters", "training min",
                                 "latency ms/chunk (after training)", "latency ms/chunk (in rollouts)", "eval episodes",
-                                "success_once", "success_at_end", "commands"], details)
+                                "actions per chunk", "success_once", "success_at_end", "commands"], details)
     else:
         text += "No finished runs yet.\n"
     return text

@@ -2,11 +2,13 @@
 
     mepoly-il train PushCube-v1 --demos PATH --method mepoly|dp [--preset cpu|gpu] [--seed S]
                     [--out RUN_DIR] [--set mepoly.stage1.steps=100 ...] [--eval-episodes N]
-    mepoly-il eval RUN_DIR [--episodes 100] [--deterministic]
+    mepoly-il eval RUN_DIR [--episodes 100] [--deterministic] [--act-horizon K] [--out-dir DIR]
 
 ``train`` resumes from ``RUN_DIR/checkpoints/latest.pt`` when rerun on the same directory;
 ``eval`` writes ``RUN_DIR/eval/eval.json`` (success_once, success_at_end, latency per chunk)
-and ``RUN_DIR/eval/strip.png``.
+and ``RUN_DIR/eval/strip.png`` (or the same files under ``--out-dir``). ``--act-horizon``
+executes the first K actions of each predicted chunk before replanning (default: the run's
+method section's ``act_horizon`` where its preset sets one, else ``data.act_horizon``).
 """
 
 from __future__ import annotations
@@ -34,17 +36,21 @@ def train_command(task: str, demos: str, method: str = "mepoly", preset: str = "
     return summary
 
 
-def eval_command(run_dir: str, episodes: int = 100, deterministic: bool | None = None, progress: bool = True) -> dict:
-    """``mepoly-il eval``: rollouts of a trained run; returns the metrics (also ``RUN_DIR/eval/eval.json``)."""
+def eval_command(run_dir: str, episodes: int = 100, deterministic: bool | None = None, progress: bool = True,
+                 act_horizon: int | None = None, out_dir: str | None = None) -> dict:
+    """``mepoly-il eval``: rollouts of a trained run; returns the metrics (also ``eval.json`` in ``out_dir``,
+    by default ``RUN_DIR/eval``)."""
     from .evaluate import evaluate_policy
-    from .train import load_policy
+    from .train import execution_horizon, load_policy
 
     policy, config = load_policy(run_dir, deterministic)
-    result = evaluate_policy(policy, config["task"], episodes, act_horizon=config["data"]["act_horizon"],
+    act_horizon = execution_horizon(config) if act_horizon is None else act_horizon
+    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "eval"
+    result = evaluate_policy(policy, config["task"], episodes, act_horizon=act_horizon,
                              max_episode_steps=config["eval"].get("max_episode_steps"),
-                             strip_episodes=config["eval"].get("strip_episodes", 2), out_dir=Path(run_dir) / "eval", progress=progress)
+                             strip_episodes=config["eval"].get("strip_episodes", 2), out_dir=out_dir, progress=progress)
     result["deterministic"] = getattr(policy, "deterministic", None)
-    (Path(run_dir) / "eval" / "eval.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "eval.json").write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -66,6 +72,8 @@ def main(argv=None) -> int:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--episodes", type=int, default=100)
     evaluate.add_argument("--deterministic", action="store_true", default=None, help="MePoly: decode the prior's mode instead of a sample")
+    evaluate.add_argument("--act-horizon", type=int, default=None, help="actions executed per chunk before replanning (default: the run's)")
+    evaluate.add_argument("--out-dir", default=None, help="where eval.json and strip.png go (default RUN_DIR/eval)")
     for sub in (train, evaluate):
         sub.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)), help="torch threads (default OMP_NUM_THREADS or 1)")
         sub.add_argument("--no-progress", action="store_true")
@@ -79,7 +87,8 @@ def main(argv=None) -> int:
             result = train_command(args.task, args.demos, args.method, args.preset, args.seed, args.out, args.overrides,
                                    args.eval_episodes, progress=not args.no_progress, device=args.device)
         else:
-            result = eval_command(args.run_dir, args.episodes, args.deterministic, progress=not args.no_progress)
+            result = eval_command(args.run_dir, args.episodes, args.deterministic, progress=not args.no_progress,
+                                  act_horizon=args.act_horizon, out_dir=args.out_dir)
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"mepoly-il {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -37,7 +37,8 @@ from .policy import DiffusionChunkPolicy, MePolyChunkPolicy, measure_latency
 from .prior import LatentPrior, decoder_parameters, stage2_loss, stage2_optimizer
 from .vae import TrajectoryVAE
 
-__all__ = ["METHODS", "PRESETS", "load_preset", "train", "load_policy", "build_models", "count_parameters", "resolve_device"]
+__all__ = ["METHODS", "PRESETS", "load_preset", "execution_horizon", "train", "load_policy", "build_models", "count_parameters",
+           "resolve_device"]
 
 METHODS = ("mepoly", "dp")
 PRESETS = ("cpu", "gpu")
@@ -56,6 +57,17 @@ def load_preset(preset: str, task: str) -> dict:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     sections = yaml.safe_load(resources.files("mepoly_il").joinpath(f"presets/{preset}.yml").read_text())
     return _merge(sections["default"], sections.get(task, {}))
+
+
+def execution_horizon(config: dict) -> int:
+    """Actions executed from each predicted chunk before replanning: the method section's ``act_horizon``
+    where the preset sets one, else ``data.act_horizon`` (ManiSkill's baselines: 8 of a 16-action chunk).
+
+    A method-specific value exists because replanning costs one chunk prediction: a few milliseconds for
+    MePoly's single prior sample, hundreds for the diffusion policy's denoising loop on this CPU.
+    """
+    method_value = config.get(config["method"], {}).get("act_horizon")
+    return int(method_value if method_value is not None else config["data"]["act_horizon"])
 
 
 def parse_override(text: str) -> dict:

@@ -12,7 +12,7 @@ from synthetic_demos import write_trajectory_file
 pytest.importorskip("diffusers", reason="diffusers is not installed (pip install 'mepoly-dist[il]')")
 
 from mepoly_il.cli import eval_command, main, train_command  # noqa: E402
-from mepoly_il.train import load_policy  # noqa: E402
+from mepoly_il.train import execution_horizon, load_policy, load_preset  # noqa: E402
 
 #: PushCube-v1's state observation and pd_ee_delta_pos action sizes (Panda arm)
 PUSHCUBE_OBS_DIM, PUSHCUBE_ACTION_DIM = 35, 4
@@ -59,6 +59,15 @@ def test_save_load_round_trip_and_resume(method, demos, tmp_path):
         train_command("PushCube-v1", demos, method, seed=1, out=str(out), overrides=TINY[method], progress=False)
 
 
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])
+def test_execution_horizon_per_method(preset):
+    """MePoly replans every 2 steps on PushT; DP and the other tasks keep ManiSkill's 8 of 16."""
+    for task in ("PushCube-v1", "PickCube-v1", "StackCube-v1", "PushT-v1"):
+        config = load_preset(preset, task)
+        assert execution_horizon({**config, "method": "dp"}) == config["data"]["act_horizon"] == 8
+        assert execution_horizon({**config, "method": "mepoly"}) == (2 if task == "PushT-v1" else 8)
+
+
 def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["train", "PushCube-v1", "--demos", str(tmp_path / "none.h5"), "--no-progress"]) == 2
     assert "no such trajectory file" in capsys.readouterr().err
@@ -82,3 +91,10 @@ def test_one_episode_evaluation_on_pushcube(demos, tmp_path):
     assert result["success_once"] in (0.0, 1.0) and result["success_at_end"] in (0.0, 1.0)
     assert result["chunks"] == 100 // 8 + 1 and result["chunk_latency_s"] > 0
     assert json.loads((out / "eval" / "eval.json").read_text())["episodes"] == 1
+    # a shorter receding horizon replans more often; its results go to --out-dir, the default eval stays
+    short = eval_command(str(out), episodes=1, progress=False, act_horizon=4, out_dir=str(tmp_path / "ah4"))
+    assert short["act_horizon"] == 4 and short["chunks"] == 100 // 4
+    assert json.loads((tmp_path / "ah4" / "eval.json").read_text())["act_horizon"] == 4
+    assert json.loads((out / "eval" / "eval.json").read_text())["act_horizon"] == 8
+    with pytest.raises(ValueError, match="act_horizon must lie in 1..16"):
+        eval_command(str(out), episodes=1, progress=False, act_horizon=17, out_dir=str(tmp_path / "bad"))
