@@ -98,3 +98,39 @@ def test_one_episode_evaluation_on_pushcube(demos, tmp_path):
     assert json.loads((out / "eval" / "eval.json").read_text())["act_horizon"] == 8
     with pytest.raises(ValueError, match="act_horizon must lie in 1..16"):
         eval_command(str(out), episodes=1, progress=False, act_horizon=17, out_dir=str(tmp_path / "bad"))
+
+
+def test_evaluation_is_reproducible_and_leaves_the_callers_rng_alone(demos, tmp_path):
+    """Sampled chunks depend only on the episode seeds, not on what the process drew before."""
+    pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install 'mepoly-dist[il]')")
+    from mepoly_maniskill.install_check import find_installation_problem
+
+    problem = find_installation_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    from mepoly_il.evaluate import evaluate_policy
+
+    out = tmp_path / "run"
+    train_command("PushCube-v1", demos, "mepoly", out=str(out), overrides=TINY["mepoly"], progress=False)
+    policy, _ = load_policy(str(out))
+    assert not policy.deterministic
+    recorded = []
+    predict = policy.predict_chunk
+    policy.predict_chunk = lambda history: recorded.append(predict(history)) or recorded[-1]
+
+    def chunks_of_one_evaluation(rng_draws: int) -> np.ndarray:
+        recorded.clear()
+        torch.rand(rng_draws)  # move the caller's generator
+        evaluate_policy(policy, "PushCube-v1", episodes=2, act_horizon=8, max_episode_steps=16, strip_episodes=0, progress=False)
+        return np.stack(recorded)
+
+    torch.manual_seed(123)
+    first = chunks_of_one_evaluation(1)
+    state_after = torch.get_rng_state()
+    torch.manual_seed(123)
+    torch.rand(1)
+    assert torch.equal(state_after, torch.get_rng_state()), "evaluation changed the caller's RNG state"
+    second = chunks_of_one_evaluation(1000)
+    assert first.shape == (4, 16, PUSHCUBE_ACTION_DIM)
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first[0], first[2]), "episodes of different seeds sampled the same chunk"
