@@ -30,6 +30,17 @@ def demos(tmp_path_factory):
     return str(write_trajectory_file(tmp_path_factory.mktemp("demos") / "trajectory.h5", [30, 25], PUSHCUBE_OBS_DIM, PUSHCUBE_ACTION_DIM))
 
 
+@pytest.fixture(scope="module")
+def maniskill():
+    """Skips (with the reason) where ManiSkill or a Vulkan device for it is missing."""
+    pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install 'mepoly-dist[il]')")
+    from mepoly_maniskill.install_check import find_installation_problem
+
+    problem = find_installation_problem()
+    if problem is not None:
+        pytest.skip(problem)
+
+
 @pytest.mark.parametrize("method", ["mepoly", "dp"])
 def test_save_load_round_trip_and_resume(method, demos, tmp_path):
     out = tmp_path / method
@@ -75,13 +86,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "no trained model" in capsys.readouterr().err
 
 
-def test_one_episode_evaluation_on_pushcube(demos, tmp_path):
-    pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install 'mepoly-dist[il]')")
-    from mepoly_maniskill.install_check import find_installation_problem
-
-    problem = find_installation_problem()
-    if problem is not None:
-        pytest.skip(problem)
+def test_one_episode_evaluation_on_pushcube(demos, tmp_path, maniskill):
     out = tmp_path / "run"
     train_command("PushCube-v1", demos, "mepoly", out=str(out), overrides=TINY["mepoly"] + ["eval.strip_episodes=1"], progress=False)
     result = eval_command(str(out), episodes=1, progress=False)
@@ -100,14 +105,8 @@ def test_one_episode_evaluation_on_pushcube(demos, tmp_path):
         eval_command(str(out), episodes=1, progress=False, act_horizon=17, out_dir=str(tmp_path / "bad"))
 
 
-def test_evaluation_is_reproducible_and_leaves_the_callers_rng_alone(demos, tmp_path):
+def test_evaluation_is_reproducible_and_leaves_the_callers_rng_alone(demos, tmp_path, maniskill):
     """Sampled chunks depend only on the episode seeds, not on what the process drew before."""
-    pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install 'mepoly-dist[il]')")
-    from mepoly_maniskill.install_check import find_installation_problem
-
-    problem = find_installation_problem()
-    if problem is not None:
-        pytest.skip(problem)
     from mepoly_il.evaluate import evaluate_policy
 
     out = tmp_path / "run"
