@@ -11,15 +11,17 @@ so that
 (ManiSkill's baseline metrics of the same names).  Episodes use the seeds ``seed_offset + i``,
 disjoint from the demonstrations' seeds, for the environment's reset and for the policy's sampling
 (torch's CPU generator is seeded per episode inside ``torch.random.fork_rng``, so an evaluation gives
-the same numbers whatever ran before it in the process, and leaves the caller's RNG state as it was).  For the first ``strip_episodes`` episodes a few frames
-are rendered into an image strip (``strip.png``) where a render device works (lavapipe here); a
-failing renderer is reported, not fatal.
+the same numbers whatever ran before it in the process, and leaves the caller's RNG state as it
+was).  For the first ``strip_episodes`` episodes a few frames are rendered into an image strip
+(``strip.png``) where a render device works (lavapipe here); a failing renderer is reported, not
+fatal.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -68,31 +70,28 @@ def evaluate_policy(policy, env_id: str, episodes: int, act_horizon: int, max_ep
     success_once, success_at_end, strips, render_error = [], [], [], None
     frame_steps = set(np.linspace(0, max_episode_steps - 1, strip_frames).astype(int).tolist())
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            for episode in tqdm(range(episodes), desc=f"eval {env_id}", disable=not progress):
-                obs, _ = env.reset(seed=seed_offset + episode)
-                torch.manual_seed(seed_offset + episode)
-                controller.reset()
-                ever, frames = False, []
-                for step in range(max_episode_steps):
-                    if render and episode < strip_episodes and step in frame_steps and render_error is None:
-                        try:
-                            frames.append(_to_numpy(env.render())[0])
-                        except Exception as error:  # noqa: BLE001 - any renderer failure only disables the strip
-                            render_error = f"{type(error).__name__}: {error}"
-                    action = controller.act(_to_numpy(obs)[0])
-                    obs, _, _, truncated, info = env.step(action[None])
-                    success = bool(_to_numpy(info["success"]).reshape(-1)[0])
-                    ever |= success
-                    if bool(_to_numpy(truncated).reshape(-1)[0]):
-                        break
-                success_once.append(ever)
-                success_at_end.append(success)
-                if frames:
-                    strips.append(np.concatenate(frames, axis=1))
-        finally:
-            env.close()
+    with torch.random.fork_rng(devices=[]), closing(env):
+        for episode in tqdm(range(episodes), desc=f"eval {env_id}", disable=not progress):
+            obs, _ = env.reset(seed=seed_offset + episode)
+            torch.manual_seed(seed_offset + episode)
+            controller.reset()
+            ever, frames = False, []
+            for step in range(max_episode_steps):
+                if render and episode < strip_episodes and step in frame_steps and render_error is None:
+                    try:
+                        frames.append(_to_numpy(env.render())[0])
+                    except Exception as error:  # noqa: BLE001 - any renderer failure only disables the strip
+                        render_error = f"{type(error).__name__}: {error}"
+                action = controller.act(_to_numpy(obs)[0])
+                obs, _, _, truncated, info = env.step(action[None])
+                success = bool(_to_numpy(info["success"]).reshape(-1)[0])
+                ever |= success
+                if bool(_to_numpy(truncated).reshape(-1)[0]):
+                    break
+            success_once.append(ever)
+            success_at_end.append(success)
+            if frames:
+                strips.append(np.concatenate(frames, axis=1))
     result = {
         "env_id": env_id, "episodes": episodes, "max_episode_steps": max_episode_steps, "act_horizon": act_horizon,
         "seeds": [seed_offset, seed_offset + episodes - 1],
