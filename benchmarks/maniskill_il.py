@@ -139,6 +139,42 @@ def _horizon_exceptions() -> str:
     return "".join(f", except {text}" for text in exceptions)
 
 
+def _leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def preset_drift(config: dict) -> tuple[list[str], int | None]:
+    """How a finished run's saved config differs from its preset as the preset reads today.
+
+    Returns the ``--set KEY=VALUE`` overrides that make ``mepoly-il train`` rebuild the run's settings (every
+    leaf of the shared sections and of the run's method section whose value changed, e.g. a schedule that
+    the preset has since lengthened), and the ``--act-horizon`` to pass to ``mepoly-il eval`` of the retrained
+    run when the run executed a different number of actions per chunk than today's preset would (None when
+    equal).  A run trained before a preset change thus keeps a command that reproduces it.
+    """
+    from mepoly_il.train import execution_horizon, load_preset
+
+    method = config["method"]
+    current = load_preset(config["preset"], config["task"])
+    sections = [key for key in current if key not in METHODS or key == method]
+    saved = dict(_leaves({key: config[key] for key in sections if key in config}))
+    overrides = [f"{key}={saved[key]}" for key, value in _leaves({key: current[key] for key in sections})
+                 if key in saved and saved[key] != value]
+    horizon = execution_horizon(config)
+    return overrides, (horizon if horizon != execution_horizon({**current, "method": method}) else None)
+
+
+def schedule(config: dict) -> str:
+    """Optimizer steps of the run: ``stage 1 + stage 2`` for MePoly, the training steps for DP."""
+    if config["method"] == "mepoly":
+        return f"{config['mepoly']['stage1']['steps']:,} + {config['mepoly']['stage2']['steps']:,}"
+    return f"{config['dp']['train']['steps']:,}"
+
+
 def write_report(roots: list[Path], preset_filter: str | None, command: str) -> str:
     import yaml
 
@@ -153,18 +189,23 @@ def write_report(roots: list[Path], preset_filter: str | None, command: str) -> 
     for task in TASKS:
         for demos in sorted({done["summary"]["num_demos"] for t, _, _, _, _, done in runs if t == task}):
             subset = [run for run in runs if run[0] == task and run[5]["summary"]["num_demos"] == demos]
+            steps = [" / ".join(sorted({schedule(yaml.safe_load(done["config"])) for _, m, _, _, _, done in subset if m == method}))
+                     or "not run" for method in METHODS]
             by_demos.append([task, demos] + [_cell(subset, task, method, key, with_demos=False)
-                                             for method in METHODS for key in ("success_once", "success_at_end")])
+                                             for method in METHODS for key in ("success_once", "success_at_end")] + steps)
     details = []
     for task, method, preset, seed, path, done in runs:
         summary, result, config = done["summary"], done["eval"], yaml.safe_load(done["config"])
         seconds = summary["train_seconds"]
+        overrides, horizon = preset_drift(config)
+        sets = "".join(f" --set {item}" for item in overrides)
+        eval_horizon = f" --act-horizon {horizon}" if horizon is not None else ""
         details.append([task, LABELS[method], preset, seed, summary["num_demos"], summary["num_pairs"], f"{summary['parameters']:,}",
-                        f"{seconds['total'] / 60:.1f}", f"{1000 * summary['latency_per_chunk']['median_s']:.1f}",
+                        schedule(config), f"{seconds['total'] / 60:.1f}", f"{1000 * summary['latency_per_chunk']['median_s']:.1f}",
                         f"{1000 * result['chunk_latency_s']:.1f}", result["episodes"], result["act_horizon"], f"{result['success_once']:.3f}",
                         f"{result['success_at_end']:.3f}",
-                        f"`mepoly-il train {task} --demos {config['demos']} --method {method} --preset {preset} --seed {seed} --out {path}` "
-                        f"then `mepoly-il eval {path} --episodes {result['episodes']}`"])
+                        f"`mepoly-il train {task} --demos {config['demos']} --method {method} --preset {preset} --seed {seed}{sets} --out {path}` "
+                        f"then `mepoly-il eval {path} --episodes {result['episodes']}{eval_horizon}`"])
     text = results_header("ManiSkill imitation learning (paper Table 1)", "per run, see below",
                           extra=f"* runs: {', '.join(f'`{root}`' for root in roots)}; regenerate this file with `{command}`")
     text += (
@@ -181,16 +222,21 @@ def write_report(roots: list[Path], preset_filter: str | None, command: str) -> 
         "(the run table gives the value of every run). \"not run\": no finished run on this machine, not a result.\n\n"
     )
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
-    text += "\n## By demonstration count\n\nSame preset and budget, more demonstrations (success_once and success_at_end, mean / std over seeds).\n\n"
-    text += markdown_table(["task", "demos", "MePoly success_once", "MePoly success_at_end", "DP success_once", "DP success_at_end"], by_demos)
+    text += ("\n## By demonstration count\n\nThe CPU preset on more demonstrations (success_once and success_at_end, mean / std "
+             "over seeds), with each method's training steps: a row whose steps differ from another row of its task ran "
+             "before the preset changed.\n\n")
+    text += markdown_table(["task", "demos", "MePoly success_once", "MePoly success_at_end", "DP success_once", "DP success_at_end",
+                            "MePoly steps", "DP steps"], by_demos)
     text += "\n## Runs\n\n"
     text += ("Training time: wall clock of the training loops on one torch thread (2-core machine shared with other "
              "engineers' jobs: load averages of 3-10 were seen during these runs, so the times are upper bounds; a run "
              "interrupted and resumed before commit 9fcbf2f counts only the time after its last checkpoint). "
              "Latency: median seconds per action chunk for one observation history on one thread, measured after "
-             "training (`summary.json`) and during the evaluation rollouts (`eval.json`).\n\n")
+             "training (`summary.json`) and during the evaluation rollouts (`eval.json`). Training steps: MePoly's "
+             "stage 1 + stage 2, DP's steps. A run trained before its preset changed carries, in its command, the `--set` "
+             "overrides and the `--act-horizon` that rebuild and evaluate it as it ran.\n\n")
     if details:
-        text += markdown_table(["task", "method", "preset", "seed", "demos", "training pairs", "parameters", "training min",
+        text += markdown_table(["task", "method", "preset", "seed", "demos", "training pairs", "parameters", "training steps", "training min",
                                 "latency ms/chunk (after training)", "latency ms/chunk (in rollouts)", "eval episodes",
                                 "actions per chunk", "success_once", "success_at_end", "commands"], details)
     else:
