@@ -61,7 +61,9 @@ def _finished(path: Path, episodes: int | None = None) -> dict | None:
     result = json.loads(eval_path.read_text())
     if episodes is not None and result["episodes"] != episodes:
         return None
-    return {"eval": result, "summary": json.loads(summary_path.read_text()), "config": (path / "config.yml").read_text()}
+    import yaml
+
+    return {"eval": result, "summary": json.loads(summary_path.read_text()), "config": yaml.safe_load((path / "config.yml").read_text())}
 
 
 def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: str, episodes: int) -> dict:
@@ -176,8 +178,6 @@ def schedule(config: dict) -> str:
 
 
 def write_report(roots: list[Path], preset_filter: str | None, command: str) -> str:
-    import yaml
-
     runs = finished_runs(roots, preset_filter)
     main_runs = main_table_runs(runs)
     rows = [[name] + [f"{mean:.3f} / {std:.3f}" for mean, std in cells] for name, cells in PAPER.items()]
@@ -189,13 +189,13 @@ def write_report(roots: list[Path], preset_filter: str | None, command: str) -> 
     for task in TASKS:
         for demos in sorted({done["summary"]["num_demos"] for t, _, _, _, _, done in runs if t == task}):
             subset = [run for run in runs if run[0] == task and run[5]["summary"]["num_demos"] == demos]
-            steps = [" / ".join(sorted({schedule(yaml.safe_load(done["config"])) for _, m, _, _, _, done in subset if m == method}))
+            steps = [" / ".join(sorted({schedule(done["config"]) for _, m, _, _, _, done in subset if m == method}))
                      or "not run" for method in METHODS]
             by_demos.append([task, demos] + [_cell(subset, task, method, key, with_demos=False)
                                              for method in METHODS for key in ("success_once", "success_at_end")] + steps)
     details = []
     for task, method, preset, seed, path, done in runs:
-        summary, result, config = done["summary"], done["eval"], yaml.safe_load(done["config"])
+        summary, result, config = done["summary"], done["eval"], done["config"]
         seconds = summary["train_seconds"]
         overrides, horizon = preset_drift(config)
         sets = "".join(f" --set {item}" for item in overrides)
