@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -164,7 +165,8 @@ def preset_drift(config: dict) -> tuple[list[str], int | None]:
     current = load_preset(config["preset"], config["task"])
     sections = [key for key in current if key not in METHODS or key == method]
     saved = dict(_leaves({key: config[key] for key in sections if key in config}))
-    overrides = [f"{key}={saved[key]}" for key, value in _leaves({key: current[key] for key in sections})
+    # values as JSON (valid YAML, which is how --set parses them), each item quoted for a POSIX shell
+    overrides = [shlex.quote(f"{key}={json.dumps(saved[key])}") for key, value in _leaves({key: current[key] for key in sections})
                  if key in saved and saved[key] != value]
     horizon = execution_horizon(config)
     return overrides, (horizon if horizon != execution_horizon({**current, "method": method}) else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ pytest.importorskip("mepoly_il")
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from maniskill_il import preset_drift, schedule  # noqa: E402
 
-from mepoly_il.train import load_preset  # noqa: E402
+from mepoly_il.train import load_preset, parse_override  # noqa: E402
 
 
 def _saved_config(task: str, method: str) -> dict:
@@ -31,8 +32,12 @@ def test_a_run_from_an_earlier_preset_gets_the_overrides_that_rebuild_it():
     old = copy.deepcopy(config)
     old["mepoly"]["stage1"]["steps"], old["mepoly"]["stage2"]["steps"] = 1234, 567
     del old["mepoly"]["act_horizon"]  # before the method-specific replanning interval existed: data.act_horizon
+    old["mepoly"]["prior"]["hidden"] = [64, 32]
     old["dp"]["train"]["steps"] = 1  # the other method's section does not matter to a MePoly run
     overrides, horizon = preset_drift(old)
-    assert overrides == ["mepoly.stage1.steps=1234", "mepoly.stage2.steps=567"]
+    assert overrides == ["'mepoly.prior.hidden=[64, 32]'", "mepoly.stage1.steps=1234", "mepoly.stage2.steps=567"]
+    # what a shell hands to `mepoly-il train --set` parses back to the run's values
+    rebuilt = [parse_override(word) for item in overrides for word in shlex.split(item)]
+    assert rebuilt[0] == {"mepoly": {"prior": {"hidden": [64, 32]}}} and rebuilt[1] == {"mepoly": {"stage1": {"steps": 1234}}}
     assert horizon == config["data"]["act_horizon"] == 8
     assert schedule(old) == "1,234 + 567" and schedule({**config, "method": "dp"}) == f"{config['dp']['train']['steps']:,}"
