@@ -29,7 +29,9 @@ def evaluate_success(model, env_id: str, episodes: int = 100, *, seed: int = 10_
         deterministic: ``True`` uses the policy's mode (the Gaussian's mean, MePoly's highest-density
             action), ``False`` samples actions as in training.
         env: an existing VecEnv to use instead of making one (it is not closed).
-        **env_kwargs: options of :func:`mepoly_maniskill.make_vec_env`.
+        **env_kwargs: options of :func:`mepoly_maniskill.make_vec_env`.  Evaluation episodes always
+            run to the time limit (``ignore_terminations=True``, as ManiSkill's own evaluations do),
+            so ``success_at_end`` is the task's state at the time limit whatever the training setting.
 
     Returns:
         ``success_once``, ``success_at_end``, ``mean_return``, ``mean_length``, ``episodes``, ``seconds``.
@@ -41,6 +43,7 @@ def evaluate_success(model, env_id: str, episodes: int = 100, *, seed: int = 10_
     if episodes < 1:
         raise ValueError(f"episodes must be positive, got {episodes}")
     own = env is None
+    env_kwargs = {**env_kwargs, "ignore_terminations": True, "bootstrap_terminations": False}
     if own:
         env = make_vec_env(env_id, n_envs=min(n_envs, episodes), seed=seed, **env_kwargs)
     success_once, success_at_end = [], []

@@ -74,11 +74,16 @@ def check_env_id(env_id: str) -> None:
 
 class EpisodeSuccess(gym.Wrapper):
     """Adds SB3's ``info["is_success"]`` (ManiSkill's ``success_once``) and ``success_at_end`` to the
-    last step of each episode of an unbatched (``CPUGymWrapper``) ManiSkill environment."""
+    last step of each episode of an unbatched (``CPUGymWrapper``) ManiSkill environment.
 
-    def __init__(self, env: gym.Env):
+    With ``bootstrap_terminations`` an episode that the task terminates (success or failure) is
+    reported as truncated instead, so SB3 bootstraps its value from the final observation (see
+    :func:`make_vec_env`).  ``info["terminated"]`` holds the task's own flag either way."""
+
+    def __init__(self, env: gym.Env, bootstrap_terminations: bool = False):
         super().__init__(env)
         self._success_once = False
+        self.bootstrap_terminations = bool(bootstrap_terminations)
 
     def reset(self, **kwargs):
         self._success_once = False
@@ -92,6 +97,9 @@ class EpisodeSuccess(gym.Wrapper):
             info["is_success"] = self._success_once
             info["success_once"] = self._success_once
             info["success_at_end"] = success
+            info["terminated"] = bool(terminated)
+            if self.bootstrap_terminations:
+                terminated, truncated = False, True
         return obs, float(reward), bool(terminated), bool(truncated), info
 
 
@@ -107,15 +115,16 @@ def _env_kwargs(obs_mode: str, control_mode: str, reward_mode: str | None, max_e
 
 
 def make_env(env_id: str, *, obs_mode: str = DEFAULT_OBS_MODE, control_mode: str = DEFAULT_CONTROL_MODE, reward_mode: str | None = None,
-             max_episode_steps: int | None = None, ignore_terminations: bool = False, **env_kwargs) -> gym.Env:
+             max_episode_steps: int | None = None, ignore_terminations: bool = False, bootstrap_terminations: bool = False,
+             **env_kwargs) -> gym.Env:
     """One standard (numpy, unbatched) gymnasium env of a ManiSkill task on the CPU simulator
-    (``ignore_terminations``: see :func:`make_vec_env`)."""
+    (``ignore_terminations``, ``bootstrap_terminations``: see :func:`make_vec_env`)."""
     import mani_skill.envs  # noqa: F401
     from mani_skill.utils.wrappers.gymnasium import CPUGymWrapper
 
     kwargs = _env_kwargs(obs_mode, control_mode, reward_mode, max_episode_steps, dict(env_kwargs))
     env = gym.make(env_id, num_envs=1, sim_backend="physx_cpu", **kwargs)
-    return EpisodeSuccess(CPUGymWrapper(env, ignore_terminations=bool(ignore_terminations)))
+    return EpisodeSuccess(CPUGymWrapper(env, ignore_terminations=bool(ignore_terminations)), bootstrap_terminations=bootstrap_terminations)
 
 
 class _EnvFactory:
@@ -135,7 +144,7 @@ class ManiSkillBatchedVecEnv(VecEnv):
     tensor; observations, rewards and dones come back as numpy arrays.  Auto-reset is ManiSkill's
     (:class:`~mani_skill.vector.wrappers.gymnasium.ManiSkillVectorEnv`, same-step partial resets);
     at an episode's end ``info`` holds ``terminal_observation``, ``TimeLimit.truncated``,
-    ``is_success`` (= ``success_once``) and ``success_at_end``.
+    ``terminated`` (the task's flag), ``is_success`` (= ``success_once``) and ``success_at_end``.
 
     Works with any ``num_envs`` the backend allows: on ``physx_cpu`` that is 1, which is how it is
     tested on machines without a GPU.
@@ -143,7 +152,7 @@ class ManiSkillBatchedVecEnv(VecEnv):
 
     def __init__(self, env_id: str, n_envs: int, *, sim_backend: str = "physx_cuda", obs_mode: str = DEFAULT_OBS_MODE,
                  control_mode: str = DEFAULT_CONTROL_MODE, reward_mode: str | None = None, max_episode_steps: int | None = None,
-                 ignore_terminations: bool = False, **env_kwargs):
+                 ignore_terminations: bool = False, bootstrap_terminations: bool = False, **env_kwargs):
         import mani_skill.envs  # noqa: F401
         from mani_skill.vector.wrappers.gymnasium import ManiSkillVectorEnv
 
@@ -156,6 +165,7 @@ class ManiSkillBatchedVecEnv(VecEnv):
         super().__init__(n_envs, observation_space, self._venv.single_action_space)
         self._seed: int | None = None
         self._actions: torch.Tensor | None = None
+        self.bootstrap_terminations = bool(bootstrap_terminations)
 
     @property
     def device(self) -> torch.device:
@@ -196,7 +206,8 @@ class ManiSkillBatchedVecEnv(VecEnv):
             for i in np.flatnonzero(dones):
                 info = out[i]
                 info["terminal_observation"] = final_obs[i]
-                info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+                info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i]) or self.bootstrap_terminations
+                info["terminated"] = bool(terminated[i])
                 if success_once is not None:
                     info["is_success"] = info["success_once"] = bool(success_once[i])
                 if success is not None:
@@ -228,7 +239,8 @@ class ManiSkillBatchedVecEnv(VecEnv):
 
 def make_vec_env(env_id: str, n_envs: int = 1, *, seed: int | None = None, sim_backend: str = "auto", obs_mode: str = DEFAULT_OBS_MODE,
                  control_mode: str = DEFAULT_CONTROL_MODE, reward_mode: str | None = None, max_episode_steps: int | None = None,
-                 ignore_terminations: bool = False, vec_env_cls: type[VecEnv] | None = None, **env_kwargs) -> VecEnv:
+                 ignore_terminations: bool = False, bootstrap_terminations: bool = False, vec_env_cls: type[VecEnv] | None = None,
+                 **env_kwargs) -> VecEnv:
     """An SB3 ``VecEnv`` of ``n_envs`` copies of the ManiSkill task ``env_id``.
 
     Args:
@@ -242,7 +254,14 @@ def make_vec_env(env_id: str, n_envs: int = 1, *, seed: int | None = None, sim_b
             ``True`` runs every episode to its time limit, ManiSkill's ``ignore_terminations``.
             With a dense reward and early termination on success, a discounted agent can earn more
             by hovering near success than by succeeding (measured here on PushCube: success fell
-            from 0.75 to 0.16 while the return kept rising), so the presets train with ``True``.
+            from 0.75 to 0.16 while the return kept rising) -- unless ``bootstrap_terminations``.
+        bootstrap_terminations: with ``ignore_terminations=False``, an episode the task ends
+            (success or failure) still resets at once, but is reported to SB3 as a time-limit
+            truncation (``info["TimeLimit.truncated"]``), so PPO bootstraps ``gamma * V(s_end)``
+            instead of a zero future: ManiSkill's own PPO baseline (``examples/baselines/ppo``,
+            partial resets) treats every episode end this way.  Finishing is then worth as much as
+            hovering, and early resets give more distinct start states per update.
+            ``info["terminated"]`` keeps the task's flag.
         vec_env_cls: on the CPU, SB3's ``SubprocVecEnv`` (default for ``n_envs > 1``) or ``DummyVecEnv``.
         **env_kwargs: any other ``gym.make`` keyword of the task.
     """
@@ -251,7 +270,7 @@ def make_vec_env(env_id: str, n_envs: int = 1, *, seed: int | None = None, sim_b
     check_env_id(env_id)
     backend = resolve_sim_backend(sim_backend)
     options = dict(obs_mode=obs_mode, control_mode=control_mode, reward_mode=reward_mode, max_episode_steps=max_episode_steps,
-                   ignore_terminations=ignore_terminations, **env_kwargs)
+                   ignore_terminations=ignore_terminations, bootstrap_terminations=bootstrap_terminations, **env_kwargs)
     if backend == "physx_cuda":
         if vec_env_cls is not None:
             raise ValueError("vec_env_cls applies to the CPU simulator only; the GPU simulation is one batched VecEnv")

@@ -81,6 +81,61 @@ def test_batched_adapter_reports_episode_ends_once():
         venv.close()
 
 
+def _place_cube_on_goal(task) -> None:
+    """Teleport PushCube's cube onto its goal, so the next step succeeds and the task terminates."""
+    from mani_skill.utils.structs.pose import Pose
+
+    position = task.goal_region.pose.p.clone()
+    position[..., 2] = task.obj.pose.p[..., 2]
+    task.obj.set_pose(Pose.create_from_pq(p=position))
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_success_termination_is_reported_as_truncation_only_when_bootstrapped(bootstrap):
+    """bootstrap_terminations: the episode still ends (and resets) at success, but SB3 sees a
+    time-limit truncation, on both the worker-process path and the batched adapter."""
+    cpu = make_vec_env("PushCube-v1", n_envs=1, seed=0, vec_env_cls=DummyVecEnv, bootstrap_terminations=bootstrap)
+    batched = ManiSkillBatchedVecEnv("PushCube-v1", 1, sim_backend="physx_cpu", bootstrap_terminations=bootstrap)
+    try:
+        batched.seed(0)
+        for venv, task in ((cpu, lambda: cpu.envs[0].unwrapped), (batched, lambda: batched._venv.base_env)):
+            venv.reset()
+            _place_cube_on_goal(task())
+            _, _, dones, infos = venv.step(np.zeros((1, 4), dtype=np.float32))
+            assert dones[0] and infos[0]["terminated"] and infos[0]["is_success"]
+            assert infos[0]["TimeLimit.truncated"] is bootstrap
+            assert infos[0]["terminal_observation"].shape == (35,)
+    finally:
+        cpu.close()
+        batched.close()
+
+
+def test_evaluation_runs_episodes_to_the_time_limit_whatever_the_training_setting(monkeypatch):
+    """A policy that succeeds at once (it puts the cube on the goal) still gets full-length
+    evaluation episodes from a run configured to end episodes at success."""
+    import mepoly_maniskill.vec_env as vec_env
+    from mepoly_maniskill.evaluation import evaluate_success
+
+    made = []
+
+    def recording_make_vec_env(*args, **kwargs):
+        made.append(vec_env.make_vec_env.__wrapped__(*args, **kwargs))
+        return made[-1]
+
+    recording_make_vec_env.__wrapped__ = vec_env.make_vec_env
+    monkeypatch.setattr(vec_env, "make_vec_env", recording_make_vec_env)
+
+    class Teleporter:
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            _place_cube_on_goal(made[-1].envs[0].unwrapped)
+            return np.zeros((len(obs), 4), dtype=np.float32), state
+
+    found = evaluate_success(Teleporter(), "PushCube-v1", episodes=1, n_envs=1, max_episode_steps=6, ignore_terminations=False,
+                             bootstrap_terminations=True)
+    assert found["episodes"] == 1 and found["success_once"] == 1.0
+    assert found["mean_length"] == 6  # not 1: the success did not end the episode
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="did you mean PushCube-v1"):
         make_vec_env("PushCub-v1")
