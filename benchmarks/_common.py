@@ -102,11 +102,12 @@ def plot_action_samples(ax, samples_path: Path, bins: int = 64) -> None:
         ax.imshow(hist, origin="lower", extent=(-1, 1, -1, 1), cmap="magma")
 
 
-def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None = None, hp=(), policy_kwargs=()) -> dict:
+def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None = None, hp=(), policy_kwargs=(), algo: str | None = None) -> dict:
     """One ``mepoly train`` run (one torch thread) for a benchmark; returns its final metrics.
 
     ``method`` is a policy name with optional ``+variant`` suffixes from :data:`VARIANTS`;
-    ``hp`` and ``policy_kwargs`` are ``key=value`` overrides as on the command line.
+    ``hp`` and ``policy_kwargs`` are ``key=value`` overrides as on the command line, ``algo`` replaces
+    the preset's algorithm (``--algo`` of ``mepoly train``).
     """
     import json
     import time
@@ -118,7 +119,8 @@ def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None 
     torch.set_num_threads(1)
     policy, *variants = method.split("+")
     overrides = [f"{k}={json.dumps(v)}" for name in variants for k, v in VARIANTS[name].items()] + list(hp)
-    config = resolve_config(env, policy, seed, hp=overrides, policy_kwargs=list(policy_kwargs), n_timesteps=steps)
+    config = resolve_config(env, policy, seed, hp=overrides, policy_kwargs=list(policy_kwargs), n_timesteps=steps,
+                            algo=algo)
     start = time.perf_counter()
     metrics = train(config, run_dir, progress_bar=False)
     metrics["wall_clock_s"] = time.perf_counter() - start

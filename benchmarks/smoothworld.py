@@ -53,6 +53,8 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="environment steps per run (default: the preset's)")
     parser.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides for every run")
+    parser.add_argument("--maxent", action="store_true",
+                        help="train the PPO-based methods with MaxEntPPO (ent_coef * entropy in the returns); FPO keeps its trainer")
     add_backend_arguments(parser)
     parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
     parser.add_argument("--quick", action="store_true", help="20k steps, one seed (smoke run)")
@@ -64,7 +66,8 @@ def main(argv=None):
     runs_dir, out = Path(args.runs_dir), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     header = results_header("Smooth World benchmark: PPO on the paper's navigation layouts (section 5.1)", args.seeds,
-                            extra=f"* hyperparameter overrides: {args.hp or 'none (presets)'}")
+                            extra=f"* hyperparameter overrides: {args.hp or 'none (presets)'}"
+                            + ("\n* algorithm: MaxEntPPO for the PPO-based methods (entropy in the returns)" if args.maxent else ""))
     jobs, results = {}, {}
     for key in [(l, m, s) for l in args.layouts for m in args.methods for s in args.seeds]:
         run_dir = runs_dir / "__".join(map(str, key))
@@ -72,7 +75,8 @@ def main(argv=None):
         if finished is not None:
             results[key] = finished
         else:
-            jobs[key] = (train_run, (*key, str(run_dir), args.steps, args.hp))
+            algo = "maxent_ppo" if args.maxent and not key[1].startswith("fpo") else None
+            jobs[key] = (train_run, (*key, str(run_dir), args.steps, args.hp, (), algo))
 
     def report(key, m):
         print(f"{key}: success {m['success_rate']:.2f}  goal entropy {m['goal_entropy']:.2f}  "

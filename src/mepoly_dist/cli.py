@@ -68,7 +68,7 @@ def train_command(args) -> dict:
 
     torch.set_num_threads(args.threads)
     config = resolve_config(args.env, args.policy, args.seed, args.hp, args.policy_kwargs, args.env_kwargs, args.steps, args.n_envs,
-                            args.checkpoint_every)
+                            args.checkpoint_every, algo=args.algo)
     out = Path(args.out) if args.out else Path("runs") / f"{config.name}__{config.policy}__{config.seed}__{int(time.time())}"
     metrics = train(config, out, progress_bar=not args.no_progress_bar, verbose=args.verbose)
     _print_metrics(metrics, out)
@@ -96,6 +96,8 @@ def main(argv=None):
     train.add_argument("env", help=f"an alias ({', '.join(ALIASES)}) or a gymnasium id (mepoly/Bandit-v0, Pendulum-v1, ...)")
     train.add_argument("--policy", default="mepoly", choices=POLICIES)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--algo", default=None, choices=["ppo", "maxent_ppo", "a2c", "trpo", "fpo"],
+                       help="algorithm (default: the preset's); maxent_ppo puts ent_coef * entropy into the returns")
     train.add_argument("--steps", type=int, default=None, help="environment steps (default: the preset's n_timesteps)")
     train.add_argument("--n-envs", type=int, default=None, help="parallel environments (default: the preset's)")
     train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the preset's)")

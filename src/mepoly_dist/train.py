@@ -61,8 +61,9 @@ def _algorithms() -> dict:
     from stable_baselines3 import A2C, PPO
 
     from .baselines import FPO
+    from .sb3 import MaxEntPPO
 
-    return {"ppo": PPO, "a2c": A2C, "trpo": TRPO, "fpo": FPO}
+    return {"ppo": PPO, "maxent_ppo": MaxEntPPO, "a2c": A2C, "trpo": TRPO, "fpo": FPO}
 
 
 def _policy_class(policy: str, algo: str = "ppo"):
@@ -131,8 +132,9 @@ def _parse_overrides(items, option: str) -> dict:
 
 
 def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=(), env_kwargs=(), n_timesteps=None, n_envs=None,
-                   checkpoint_every=None) -> RunConfig:
-    """Preset for ``env`` (an alias or a gymnasium id) and ``policy``, with overrides applied."""
+                   checkpoint_every=None, algo: str | None = None) -> RunConfig:
+    """Preset for ``env`` (an alias or a gymnasium id) and ``policy``, with overrides applied
+    (``algo`` replaces the preset's algorithm, e.g. ``maxent_ppo`` for a ``ppo`` preset)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
     env_id, alias_kwargs = ALIASES.get(env, (env, {}))
@@ -145,7 +147,7 @@ def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=()
         seed=int(seed),
         name=env.replace("/", "-"),
         env_kwargs={**alias_kwargs, **preset.pop("env_kwargs", {}), **_parse_overrides(env_kwargs, "--env-kwargs")},
-        algo=preset.pop("algo"),
+        algo=algo or preset.pop("algo"),
         n_envs=int(n_envs or preset.pop("n_envs")),
         n_timesteps=int(n_timesteps or preset.pop("n_timesteps")),
         checkpoint_every=int(checkpoint_every or preset.pop("checkpoint_every")),

@@ -7,6 +7,7 @@
 
 from .callbacks import MePolyDiagnostics
 from .distributions import MePolyDistribution, MePolyHead
+from .maxent import MaxEntPPO
 from .policies import MePolyActorCriticPolicy, apply_orthogonal_init, check_action_space
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "MePolyDistribution",
     "MePolyHead",
     "MePolyDiagnostics",
+    "MaxEntPPO",
     "apply_orthogonal_init",
     "check_action_space",
     "MePolyRecurrentActorCriticPolicy",
