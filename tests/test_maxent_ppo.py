@@ -56,12 +56,13 @@ def _gae(rewards, values, episode_starts, last_values, last_dones, gamma, lam):
     return advantages, advantages + values
 
 
-@pytest.mark.parametrize("ent_coef", [0.0, 0.3])
-def test_rollout_rewards_carry_the_exact_entropy_and_gae_is_recomputed(ent_coef):
+@pytest.mark.parametrize("ent_coef, baseline, offset", [(0.0, 0.0, 0.0), (0.3, 0.0, 0.0), (0.3, "box", np.log(2.0)), (0.3, -1.5, -1.5)])
+def test_rollout_rewards_carry_the_exact_entropy_and_gae_is_recomputed(ent_coef, baseline, offset):
+    """MePoly's density lives on [-1, 1] (SB3 rescales it to Pendulum's [-2, 2]): "box" is log 2."""
     env = RecordRewards(make_vec_env("Pendulum-v1", n_envs=2, seed=0))
     n_steps, gamma, gae_lambda = 16, 0.9, 0.8
     model = MaxEntPPO(MePolyActorCriticPolicy, env, n_steps=n_steps, batch_size=32, n_epochs=1, gamma=gamma, gae_lambda=gae_lambda,
-                      ent_coef=ent_coef, seed=0, policy_kwargs=dict(order=4, net_arch=dict(pi=[16], vf=[16])), device="cpu")
+                      ent_coef=ent_coef, entropy_baseline=baseline, seed=0, policy_kwargs=dict(order=4, net_arch=dict(pi=[16], vf=[16])), device="cpu")
     # make the rollout policy non-uniform, so that entropies differ between states
     with torch.no_grad():
         for p in model.policy.action_net.parameters():
@@ -84,7 +85,7 @@ def test_rollout_rewards_carry_the_exact_entropy_and_gae_is_recomputed(ent_coef)
         mass = (weights[:, None] * p).sum(0).numpy()
     np.testing.assert_allclose(mass, 1.0, atol=2e-5)
     assert np.ptp(entropy) > 0.05  # the check below is not trivially a constant shift
-    np.testing.assert_allclose(buffer.rewards, raw + ent_coef * entropy, atol=2e-4)
+    np.testing.assert_allclose(buffer.rewards, raw + ent_coef * (entropy - offset), atol=2e-4)
 
     with torch.no_grad():
         last_values = model.policy.predict_values(torch.as_tensor(model._last_obs)).numpy().ravel()
@@ -101,3 +102,5 @@ def test_cli_algorithm_override_and_bad_settings():
         resolve_config("four_walls", "mepoly", algo="sac")
     with pytest.raises(ValueError, match="non-negative ent_coef"):
         MaxEntPPO("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=1), ent_coef=-0.1)
+    with pytest.raises(ValueError, match="number or 'box'"):
+        MaxEntPPO("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=1), ent_coef=0.1, entropy_baseline="uniform")

@@ -20,6 +20,15 @@ distribution's own ``entropy()``: exact for MePoly (one quadrature pass per stat
 SB3's Gaussians, a Monte-Carlo estimate for the GMM baseline.  Time-limit bootstrapping is SB3's
 (``gamma * V(s_T)`` is already in the last reward, and ``V`` is now the soft value).
 
+**Termination.**  With episodes that end (a goal reached, a death zone entered) the entropy
+term is also a per-step payment for staying in the episode: positive entropies reward wandering,
+negative ones reward ending early.  ``entropy_baseline`` subtracts a constant ``b`` from every
+entropy (the reward gains ``ent_coef * (H - b)``), which leaves the policy-loss gradient unchanged and
+moves only that per-step payment; ``entropy_baseline="box"`` uses the log-volume of the box the
+density lives on (``[-1, 1]^D`` for policies that rescale to the action space, as MePoly and the
+GMM do; the action box itself for SB3's Gaussian), so the bonus is ``-ent_coef * KL(pi || uniform)`` (never positive: the KL-regularized
+objective with the uniform reference).
+
 Example::
 
     >>> from mepoly_dist.sb3 import MaxEntPPO, MePolyActorCriticPolicy
@@ -40,16 +49,32 @@ __all__ = ["MaxEntPPO"]
 class MaxEntPPO(PPO):
     """PPO with ``ent_coef * H(pi(.|s_t))`` added to each reward before GAE (see the module docstring).
 
-    ``entropy_batch`` bounds the states evaluated at once when computing the rollout's entropies.
+    Args:
+        entropy_baseline: a number ``b`` or ``"box"`` (the log-volume of a bounded ``Box`` action
+            space); each reward gains ``ent_coef * (H - b)``.  Default 0: the paper's objective.
+        entropy_batch: bounds the states evaluated at once when computing the rollout's entropies.
     """
 
-    def __init__(self, *args, entropy_batch: int = 4096, **kwargs):
+    def __init__(self, *args, entropy_baseline: float | str = 0.0, entropy_batch: int = 4096, **kwargs):
         super().__init__(*args, **kwargs)
         if isinstance(self.observation_space, spaces.Dict):
             raise ValueError("MaxEntPPO supports Box/Discrete observations, not Dict observation spaces")
         if self.ent_coef < 0:
             raise ValueError(f"MaxEntPPO needs a non-negative ent_coef (the MaxEnt temperature), got {self.ent_coef}")
+        self.entropy_baseline = self._baseline(entropy_baseline)
         self.entropy_batch = int(entropy_batch)
+
+    def _baseline(self, baseline: float | str) -> float:
+        if baseline == "box":
+            space = self.action_space
+            if not isinstance(space, spaces.Box) or not space.is_bounded():
+                raise ValueError(f"entropy_baseline='box' needs a bounded Box action space, got {space}")
+            if self.policy.squash_output:  # the density lives on [-1, 1]^D, rescaled to the box by SB3
+                return float(space.shape[0] * np.log(2.0))
+            return float(np.log(space.high.astype(np.float64) - space.low.astype(np.float64)).sum())
+        if isinstance(baseline, str):
+            raise ValueError(f"entropy_baseline must be a number or 'box', got {baseline!r}")
+        return float(baseline)
 
     def _rollout_entropies(self) -> np.ndarray:
         """Entropy of the rollout policy at every stored state, shape ``(n_steps, n_envs)``."""
@@ -71,7 +96,7 @@ class MaxEntPPO(PPO):
         if self.ent_coef == 0:
             return True
         self.policy.set_training_mode(False)
-        entropies = self._rollout_entropies()
+        entropies = self._rollout_entropies() - self.entropy_baseline
         rollout_buffer.rewards += (self.ent_coef * entropies).astype(rollout_buffer.rewards.dtype)
         with torch.no_grad():
             last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))
