@@ -143,7 +143,8 @@ def figure(path: Path, curves: dict) -> None:
             if t != task or not curve:
                 continue
             steps, once, _ = np.array(curve).T
-            ax.plot(steps, once, marker="o", label=f"{method} (seed {seed})")
+            color = {"mepoly": "tab:red", "gaussian": "tab:blue"}.get(method)
+            ax.plot(steps, once, marker="o", color=color, linestyle=("-", "--", ":", "-.")[seed % 4], label=f"{method} (seed {seed})")
         ax.axhline(TARGET, color="grey", linestyle=":", linewidth=1)
         ax.set_title(f"{task}: success_once, sampled actions")
         ax.set_xlabel("environment steps")
