@@ -1,7 +1,7 @@
 """MaxEntPPO: the rollout's rewards gain ``ent_coef * H(pi(.|s_t))`` and GAE is recomputed.
 
-The entropies are checked against a trapezoid integral of ``-p log p`` on a fine grid (not the
-head's quadrature), the returns against a GAE loop written here, and the raw rewards against what
+The entropies are checked against a composite Simpson integral of ``-p log p`` on a fine grid
+(not the head's quadrature), the returns against a GAE loop written here, and the raw rewards against what
 the environment itself returned."""
 
 from __future__ import annotations

@@ -76,9 +76,8 @@ class MaxEntPPO(PPO):
             raise ValueError(f"entropy_baseline must be a number or 'box', got {baseline!r}")
         return float(baseline)
 
-    def _rollout_entropies(self) -> np.ndarray:
-        """Entropy of the rollout policy at every stored state, shape ``(n_steps, n_envs)``."""
-        buffer = self.rollout_buffer
+    def _rollout_entropies(self, buffer) -> np.ndarray:
+        """Entropy of the rollout policy at every state stored in ``buffer``, shape ``(n_steps, n_envs)``."""
         observations = buffer.observations.reshape((-1, *buffer.obs_shape))
         out = []
         with torch.no_grad():
@@ -96,7 +95,7 @@ class MaxEntPPO(PPO):
         if self.ent_coef == 0:
             return True
         self.policy.set_training_mode(False)
-        entropies = self._rollout_entropies() - self.entropy_baseline
+        entropies = self._rollout_entropies(rollout_buffer) - self.entropy_baseline
         rollout_buffer.rewards += (self.ent_coef * entropies).astype(rollout_buffer.rewards.dtype)
         with torch.no_grad():
             last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))
