@@ -104,3 +104,21 @@ def test_cli_algorithm_override_and_bad_settings():
         MaxEntPPO("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=1), ent_coef=-0.1)
     with pytest.raises(ValueError, match="number or 'box'"):
         MaxEntPPO("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=1), ent_coef=0.1, entropy_baseline="uniform")
+
+
+@pytest.mark.parametrize("baseline", [0.25, "box"])
+def test_save_and_load_keep_the_algorithm_and_its_baseline(tmp_path, baseline):
+    """``MaxEntPPO.load`` rebuilds the model without an env first (SB3's ``load``): the checks and
+    the "box" baseline must wait for the restored spaces and policy."""
+    env = make_vec_env("Pendulum-v1", n_envs=1, seed=0)
+    model = MaxEntPPO(MePolyActorCriticPolicy, env, n_steps=8, batch_size=8, n_epochs=1, ent_coef=0.2, entropy_baseline=baseline,
+                      seed=0, policy_kwargs=dict(order=3, net_arch=dict(pi=[8], vf=[8])), device="cpu")
+    model.save(tmp_path / "model.zip")
+    loaded = MaxEntPPO.load(tmp_path / "model.zip", device="cpu")
+    expected = np.log(2.0) if baseline == "box" else baseline
+    assert isinstance(loaded, MaxEntPPO) and loaded.entropy_baseline == pytest.approx(expected)
+    obs = env.reset()
+    np.testing.assert_allclose(loaded.policy.get_distribution(torch.as_tensor(obs)).entropy().detach().numpy(),
+                               model.policy.get_distribution(torch.as_tensor(obs)).entropy().detach().numpy(), rtol=1e-6)
+    loaded.set_env(env)
+    loaded.learn(8)  # the loaded model trains on

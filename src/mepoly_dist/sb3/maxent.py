@@ -56,13 +56,19 @@ class MaxEntPPO(PPO):
     """
 
     def __init__(self, *args, entropy_baseline: float | str = 0.0, entropy_batch: int = 4096, **kwargs):
+        self.entropy_baseline_spec = entropy_baseline
+        self.entropy_batch = int(entropy_batch)
         super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        # checked here rather than in __init__: ``load`` builds the object without an env or a
+        # policy, restores the saved attributes (``entropy_baseline_spec`` among them), then calls this
+        super()._setup_model()
         if isinstance(self.observation_space, spaces.Dict):
             raise ValueError("MaxEntPPO supports Box/Discrete observations, not Dict observation spaces")
         if self.ent_coef < 0:
             raise ValueError(f"MaxEntPPO needs a non-negative ent_coef (the MaxEnt temperature), got {self.ent_coef}")
-        self.entropy_baseline = self._baseline(entropy_baseline)
-        self.entropy_batch = int(entropy_batch)
+        self.entropy_baseline = self._baseline(self.entropy_baseline_spec)
 
     def _baseline(self, baseline: float | str) -> float:
         if baseline == "box":
