@@ -45,12 +45,13 @@ def features_ref(x, exponents, basis: str = "legendre") -> np.ndarray:
     return out
 
 
-def _univariate_derivative(k: int, x: np.ndarray, basis: str) -> np.ndarray:
+def _univariate_derivative(k: int, x: np.ndarray, basis: str, m: int = 1) -> np.ndarray:
+    """The m-th derivative of b_k at x: numpy's legder for Legendre, the power rule for monomials."""
     if basis == "legendre":
         c = np.zeros(k + 1)
         c[k] = 1.0
-        return nplegendre.legval(x, nplegendre.legder(c))
-    return k * x ** (k - 1) if k > 0 else np.zeros_like(x)
+        return nplegendre.legval(x, nplegendre.legder(c, m))
+    return math.perm(k, m) * x ** (k - m) if k >= m else np.zeros_like(x)
 
 
 def jacobian_ref(x, exponents, basis: str = "legendre") -> np.ndarray:
@@ -71,6 +72,23 @@ def jacobian_ref(x, exponents, basis: str = "legendre") -> np.ndarray:
                     col = col * (eval_legendre(k, xe) if basis == "legendre" else xe**k)
             jac[..., d, f] = col
     return jac
+
+
+def hessian_ref(x, exponents, basis: str = "legendre") -> np.ndarray:
+    """d^2 phi / dx_d dx_e by the product rule with numpy's exact derivatives; (..., D, D, F)."""
+    x = np.asarray(x, dtype=np.float64)
+    exps = np.asarray(exponents)
+    D, F = x.shape[-1], exps.shape[0]
+    hess = np.ones(x.shape[:-1] + (D, D, F))
+    for d in range(D):
+        for e in range(D):
+            for f in range(F):
+                col = np.ones(x.shape[:-1])
+                for g in range(D):
+                    m = (g == d) + (g == e)  # how often axis g is differentiated
+                    col = col * _univariate_derivative(int(exps[f, g]), x[..., g], basis, m)
+                hess[..., d, e, f] = col
+    return hess
 
 
 def gauss_legendre_grid(dim: int, points: int, panels: int = 1):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from numpy.polynomial import legendre as nplegendre
 from scipy.special import comb
 
-from _reference import exponent_set_ref, features_ref, jacobian_ref
+from _reference import exponent_set_ref, features_ref, hessian_ref, jacobian_ref
 from mepoly_dist import MePolyFamily
 from mepoly_dist import basis as B
 
@@ -149,6 +149,36 @@ def test_features_and_jacobian_against_exact_derivatives_and_finite_differences(
         step[d] = h
         fd = (B.features(x + step, exps, order, basis) - B.features(x - step, exps, order, basis)) / (2 * h)
         np.testing.assert_allclose(jac[:, d].numpy(), fd.numpy(), rtol=0, atol=1e-9 + 1e-8 * max(1, order) ** 4)
+
+
+@given(dim=st.integers(1, 4), order=st.one_of(orders, st.just(14)), basis=st.sampled_from(B.BASES), seed=st.integers(0, 2**31))
+@settings(max_examples=30, deadline=None)
+def test_features_jacobian_hessian_against_exact_derivatives_and_autograd(dim, order, basis, seed):
+    exps = B.exponent_set(dim, order)
+    x = _points(seed, 6, dim, with_edges=dim > 1)
+    phi, jac, hess = B.features_jacobian_hessian(x, exps, order, basis)
+    F = exps.shape[0]
+    assert phi.shape == (6, F) and jac.shape == (6, dim, F) and hess.shape == (6, dim, dim, F)
+    scale = max(1.0, order**4)  # |P_k''| <= k^4 / 8 on [-1, 1]
+    np.testing.assert_allclose(phi.numpy(), features_ref(x.numpy(), exps.numpy(), basis), atol=1e-12)
+    np.testing.assert_allclose(jac.numpy(), jacobian_ref(x.numpy(), exps.numpy(), basis), rtol=0, atol=1e-11 * scale)
+    # numpy's exact second derivatives (legder twice) with the product rule
+    np.testing.assert_allclose(hess.numpy(), hessian_ref(x.numpy(), exps.numpy(), basis), rtol=0, atol=1e-11 * scale)
+    # and autograd's Hessian of a random energy lambda . phi(x) at one point
+    lam = torch.from_numpy(np.random.default_rng(seed).normal(size=F))
+    energy = lambda point: (B.features(point, exps, order, basis) * lam).sum()
+    auto = torch.autograd.functional.hessian(energy, x[0])
+    np.testing.assert_allclose((hess[0] * lam).sum(-1).numpy(), auto.numpy(), rtol=1e-10, atol=1e-10 * scale)
+
+
+def test_univariate_second_derivative_at_the_ends():
+    # P_k''(1) = (k - 1) k (k + 1) (k + 2) / 8 and P_k''(-1) = (-1)^k P_k''(1)
+    _, _, curvature = B.univariate_table(torch.tensor([1.0, -1.0], dtype=torch.float64), 9, derivative=2)
+    at_one = [(k - 1) * k * (k + 1) * (k + 2) / 8 for k in range(10)]
+    np.testing.assert_allclose(curvature[0].numpy(), at_one, atol=1e-12)
+    np.testing.assert_allclose(curvature[1].numpy(), [(-1) ** k * v for k, v in enumerate(at_one)], atol=1e-12)
+    with pytest.raises(ValueError, match="derivative"):
+        B.univariate_table(torch.zeros(3), 4, derivative=3)
 
 
 def test_jacobian_at_the_cube_corners():

@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["BASES", "exponent_set", "num_features", "univariate_table", "features", "features_and_jacobian"]
+__all__ = ["BASES", "exponent_set", "num_features", "univariate_table", "features", "features_and_jacobian", "features_jacobian_hessian"]
 
 BASES = ("legendre", "monomial")
 
@@ -58,34 +58,44 @@ def exponent_set(dim: int, order: int) -> Tensor:
     return torch.tensor(rows, dtype=torch.long).reshape(-1, dim)
 
 
-def univariate_table(x: Tensor, order: int, basis: str = "legendre", derivative: bool = False):
+def univariate_table(x: Tensor, order: int, basis: str = "legendre", derivative: bool | int = False):
     r"""Evaluate :math:`b_0(x), \dots, b_n(x)` elementwise.
 
     Legendre values use Bonnet's recurrence
-    :math:`(k+1) P_{k+1}(x) = (2k+1) x P_k(x) - k P_{k-1}(x)` and, when ``derivative``
-    is set, :math:`P'_{k+1}(x) = P'_{k-1}(x) + (2k+1) P_k(x)`.  Monomials use
-    :math:`x^k` and :math:`k x^{k-1}`.  The recurrences are plain differentiable torch
-    operations, so autograd sees through them.
+    :math:`(k+1) P_{k+1}(x) = (2k+1) x P_k(x) - k P_{k-1}(x)`, their derivatives
+    :math:`P'_{k+1}(x) = P'_{k-1}(x) + (2k+1) P_k(x)` and, differentiating once more,
+    :math:`P''_{k+1}(x) = P''_{k-1}(x) + (2k+1) P'_k(x)`.  Monomials use :math:`x^k`,
+    :math:`k x^{k-1}` and :math:`k (k-1) x^{k-2}`.  The recurrences are plain differentiable
+    torch operations, so autograd sees through them.
 
-    Returns a tensor of shape ``x.shape + (order + 1,)`` (and its derivative table when
-    ``derivative=True``).
+    Returns a tensor of shape ``x.shape + (order + 1,)``; with ``derivative=True`` (or 1) also
+    its derivative table, with ``derivative=2`` the derivative and second-derivative tables.
     """
     if basis not in BASES:
         raise ValueError(f"unknown basis {basis!r}; expected one of {BASES}")
+    if int(derivative) not in (0, 1, 2):
+        raise ValueError(f"derivative must be False/0, True/1 or 2, got {derivative!r}")
     ones = torch.ones_like(x)
-    values = [ones]
-    slopes = [torch.zeros_like(x)]
+    zeros = torch.zeros_like(x)
+    values, slopes, curvatures = [ones], [zeros], [zeros]
     if order >= 1:
         values.append(x)
         slopes.append(ones)
+        curvatures.append(zeros)
     for k in range(1, order):
         if basis == "legendre":
             values.append(((2 * k + 1) * x * values[k] - k * values[k - 1]) / (k + 1))
             slopes.append(slopes[k - 1] + (2 * k + 1) * values[k])
+            if derivative == 2:
+                curvatures.append(curvatures[k - 1] + (2 * k + 1) * slopes[k])
         else:
             values.append(values[k] * x)
             slopes.append((k + 1) * values[k])
+            if derivative == 2:
+                curvatures.append((k + 1) * slopes[k])
     table = torch.stack(values, dim=-1)
+    if derivative == 2:
+        return table, torch.stack(slopes, dim=-1), torch.stack(curvatures, dim=-1)
     if derivative:
         return table, torch.stack(slopes, dim=-1)
     return table
@@ -123,3 +133,29 @@ def features_and_jacobian(x: Tensor, exponents: Tensor, order: int, basis: str =
     # factor[..., d, e, f] = slope if e == d else value
     factors = torch.where(eye[:, :, None], slopes.unsqueeze(-3), values.unsqueeze(-3))
     return values.prod(dim=-2), factors.prod(dim=-2)
+
+
+def features_jacobian_hessian(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre"):
+    r""":math:`\phi(x)`, :math:`\partial \phi / \partial x` and :math:`\partial^2 \phi / \partial x^2`.
+
+    Product rule: :math:`\partial_{x_d} \partial_{x_e} \phi_\alpha = b'_{\alpha_d}(x_d)\, b'_{\alpha_e}(x_e)
+    \prod_{g \ne d, e} b_{\alpha_g}(x_g)` for :math:`d \ne e` and
+    :math:`b''_{\alpha_d}(x_d) \prod_{g \ne d} b_{\alpha_g}(x_g)` on the diagonal (the mode's
+    Newton steps use it instead of differentiating the Jacobian by autograd).
+    Returns ``(..., F)``, ``(..., D, F)`` and ``(..., D, D, F)``; memory ``(..., D^3, F)``.
+    """
+    table, slope, curvature = univariate_table(x, order, basis, derivative=2)
+    values = _gather(table, exponents)  # (..., D, F)
+    slopes = _gather(slope, exponents)
+    curvatures = _gather(curvature, exponents)
+    dim = x.shape[-1]
+    eye = torch.eye(dim, dtype=torch.bool, device=x.device)
+    # factor[..., d, e, g, f]: the univariate factor of axis g in d^2 phi_f / dx_d dx_e
+    on_d = eye[:, None, :, None]  # g == d
+    on_e = eye[None, :, :, None]  # g == e
+    twice = on_d & on_e  # g == d == e: the second derivative
+    once = on_d ^ on_e  # d != e and g is one of them: a first derivative
+    v, s, c = values[..., None, None, :, :], slopes[..., None, None, :, :], curvatures[..., None, None, :, :]
+    factors = torch.where(twice, c, torch.where(once, s, v))
+    jac_factors = torch.where(eye[:, :, None], slopes.unsqueeze(-3), values.unsqueeze(-3))
+    return values.prod(dim=-2), jac_factors.prod(dim=-2), factors.prod(dim=-2)

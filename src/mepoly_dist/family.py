@@ -181,17 +181,25 @@ class MePolyFamily(nn.Module):
         steps = -(-batch_size // rows)
         return -(-batch_size // steps), chunk  # the same number of rows in every step
 
-    def features(self, x: Tensor) -> Tensor:
-        r""":math:`\phi(x)` for ``x`` of shape ``(..., dim)``; returns ``(..., num_params)``."""
+    def _check_points(self, x: Tensor) -> None:
         if x.shape[-1:] != (self.dim,):
             raise ValueError(f"expected points of shape (..., {self.dim}), got {tuple(x.shape)}")
+
+    def features(self, x: Tensor) -> Tensor:
+        r""":math:`\phi(x)` for ``x`` of shape ``(..., dim)``; returns ``(..., num_params)``."""
+        self._check_points(x)
         return _basis.features(x, self.exponents, self.order, self.basis)
 
     def features_and_jacobian(self, x: Tensor):
         r""":math:`\phi(x)` ``(..., F)`` and :math:`\partial\phi/\partial x` ``(..., dim, F)``."""
-        if x.shape[-1:] != (self.dim,):
-            raise ValueError(f"expected points of shape (..., {self.dim}), got {tuple(x.shape)}")
+        self._check_points(x)
         return _basis.features_and_jacobian(x, self.exponents, self.order, self.basis)
+
+    def features_jacobian_hessian(self, x: Tensor):
+        r""":math:`\phi(x)`, :math:`\partial\phi/\partial x` ``(..., dim, F)`` and
+        :math:`\partial^2\phi/\partial x^2` ``(..., dim, dim, F)``."""
+        self._check_points(x)
+        return _basis.features_jacobian_hessian(x, self.exponents, self.order, self.basis)
 
     def distribution(self, natural_params: Tensor, validate_args=None):
         """Shorthand for ``MePoly(natural_params, self, validate_args)``."""

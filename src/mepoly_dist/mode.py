@@ -5,10 +5,11 @@ Coarse search: the ``candidates`` best points of a Chebyshev-spaced grid (D <= 3
 quadrature nodes and the sampler's Chebyshev lattice (higher D); both include the faces of the
 cube (streamed in chunks, so memory stays ``batch x (candidates + chunk)``).  Several candidates are refined because near-tied maxima in
 different basins are common in multi-modal policies.  Refinement: projected Newton ascent from each
-candidate, with the exact gradient from :func:`mepoly_dist.basis.features_and_jacobian` and
-the Hessian by autograd; a step is taken only if it raises the energy (backtracking),
-falling back to gradient ascent where the Hessian is not negative definite.  The best
-refined candidate is returned.
+candidate, with the exact gradient and Hessian from :func:`mepoly_dist.basis.features_jacobian_hessian`;
+a step is taken only if it raises the energy (backtracking), falling back to gradient ascent
+where the Hessian is not negative definite.  A candidate is settled once its step, or the gain the
+step could make, is below the tolerance or the energy's rounding error.  The best refined
+candidate is returned.
 """
 
 from __future__ import annotations
@@ -63,16 +64,12 @@ def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
 
 
 def _energy_grad_hessian(x: Tensor, lam: Tensor, family):
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        phi, jac = family.features_and_jacobian(x)
-        energy = (phi * lam[:, None]).sum(-1)
-        grad = (jac * lam[:, None, None]).sum(-1)  # (B, k, D)
-        if not grad.requires_grad:  # order 0 or 1: the gradient does not depend on x
-            return energy.detach(), grad.detach(), torch.zeros(*x.shape, x.shape[-1], dtype=x.dtype, device=x.device)
-        rows = [torch.autograd.grad(grad[..., d].sum(), x, retain_graph=d + 1 < x.shape[-1], allow_unused=True)[0] for d in range(x.shape[-1])]
-        rows = [torch.zeros_like(x) if r is None else r for r in rows]
-    return energy.detach(), grad.detach(), torch.stack(rows, dim=-2)
+    """Energy, gradient and Hessian at candidates ``x`` ``(B, k, D)`` (exact, by the product rule),
+    and the rounding error of the energy (64 ulp of the sum of its terms' magnitudes)."""
+    phi, jac, hess = family.features_jacobian_hessian(x)
+    terms = phi * lam[:, None]
+    rounding = 64 * torch.finfo(x.dtype).eps * terms.abs().sum(-1)
+    return terms.sum(-1), (jac * lam[:, None, None]).sum(-1), (hess * lam[:, None, None, None]).sum(-1), rounding
 
 
 def _energy(x: Tensor, lam: Tensor, family) -> Tensor:
@@ -89,8 +86,8 @@ def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: i
         x = _coarse_candidates(lam, family, candidates)
     dim = family.dim
     for _ in range(iterations):
-        energy, grad, hess = _energy_grad_hessian(x, lam, family)
         with torch.no_grad():
+            energy, grad, hess, rounding = _energy_grad_hessian(x, lam, family)
             # active set: coordinates on a face of the cube whose gradient points outward stay fixed
             fixed = ((x >= 1) & (grad > 0)) | ((x <= -1) & (grad < 0))
             grad = grad.masked_fill(fixed, 0.0)
@@ -105,7 +102,12 @@ def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: i
             step = torch.ones_like(energy)
             accepted = torch.zeros_like(energy, dtype=torch.bool)
             length = direction.abs().amax(-1)
-            settled = length < tolerance  # converged candidates: nothing left to backtrack
+            # converged candidates, nothing left to backtrack: the step is below the tolerance, or
+            # the gain it can make (first order, an upper bound along an ascent direction) is below
+            # the rounding error of the energy, so no trial could show an improvement
+            settled = (length < tolerance) | ((grad * direction).sum(-1) <= rounding)
+            if bool(settled.all()):
+                break
             new_x = x.clone()
             for _ in range(20):
                 trial = (x + step[..., None] * direction).clamp(-1.0, 1.0)
