@@ -158,3 +158,41 @@ def test_sb3_head_with_blocks_starts_uniform_and_round_trips(tmp_path):
     a = model.policy.get_distribution(obs).log_prob(actions)
     b = loaded.policy.get_distribution(obs).log_prob(actions)
     assert torch.allclose(a, b) and loaded.policy.action_dist.family.sizes == [1]
+
+
+def test_blocks_of_one_configuration_are_batched_and_reassembled_in_order():
+    """Blocks [2, 1, 2] at one order: the two 2-D blocks form one group (one shared family, one
+    batched MePoly); log_prob, entropy, KL, moments and samples still equal those of the blocks
+    taken one by one (independent MePoly objects on fresh families), in block order."""
+    family = BlockMePolyFamily([2, 1, 2], order=5, dtype=torch.float64)
+    assert family.blocks[0] is family.blocks[2] and family.blocks[1] is not family.blocks[0]
+    assert [indices for _, indices in family.groups] == [(0, 2), (1,)]
+    lam = _params(family, batch=(3,), scale=1.5, seed=6)
+    # block 2 concentrated near (-0.8, -0.8), block 0 near (0.8, 0.8): a swap would show in the samples
+    exps = family.blocks[0].exponents
+    pull = lambda c: 6.0 * ((exps == 1).sum(-1) == 1).to(lam) * (exps.sum(-1) == 1).to(lam) * c
+    lam_0, lam_1, lam_2 = (t.clone() for t in lam.split(family.param_sizes, -1))
+    lam_0 += pull(1.0)
+    lam_2 += pull(-1.0)
+    lam = torch.cat([lam_0, lam_1, lam_2], -1)
+    singles = [MePoly(l, MePolyFamily(d, 5)) for l, d in zip((lam_0, lam_1, lam_2), (2, 1, 2))]
+    dist = BlockMePoly(lam, family)
+
+    x = torch.rand(7, 3, 5) * 2 - 1
+    pieces = x.split([2, 1, 2], -1)
+    assert torch.allclose(dist.log_prob(x), sum(s.log_prob(p) for s, p in zip(singles, pieces)), atol=1e-12)
+    # a value with fewer batch dimensions broadcasts against the batch, as in torch.distributions
+    assert torch.allclose(dist.log_prob(x[0, 0]), sum(s.log_prob(p[0, 0]) for s, p in zip(singles, pieces)), atol=1e-12)
+    assert torch.allclose(dist.entropy(), sum(s.entropy() for s in singles), atol=1e-12)
+    for name in ("mean", "variance", "mode"):
+        assert torch.allclose(getattr(dist, name), torch.cat([getattr(s, name) for s in singles], -1), atol=1e-6), name
+    other = BlockMePoly(_params(family, batch=(3,), seed=7), family)
+    other_singles = [MePoly(l, MePolyFamily(d, 5)) for l, d in zip(other.natural_params.split(family.param_sizes, -1), (2, 1, 2))]
+    assert torch.allclose(kl_divergence(dist, other), sum(kl_divergence(a, b) for a, b in zip(singles, other_singles)), atol=1e-10)
+
+    torch.manual_seed(1)
+    samples = dist.sample((4000,))
+    assert samples.shape == (4000, 3, 5)
+    expected_mean = torch.cat([s.mean for s in singles], -1)
+    assert torch.allclose(samples.mean(0), expected_mean, atol=0.05)
+    assert (samples[..., :2].mean((0, 1)) > 0.3).all() and (samples[..., 3:].mean((0, 1)) < -0.3).all()

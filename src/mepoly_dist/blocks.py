@@ -21,7 +21,10 @@ is itself an exponential family (features :math:`\phi_b(x_{(b)})`, log-partition
     \log p = \sum_b \log p_b, \qquad H(p) = \sum_b H(p_b), \qquad
     \mathrm{KL}(p\,\|\,q) = \sum_b \mathrm{KL}(p_b\,\|\,q_b),
 
-and a sample is the concatenation of independent block samples.  What is lost is dependence
+and a sample is the concatenation of independent block samples.  Blocks of one configuration
+(size, order, basis, quadrature) share one :class:`~mepoly_dist.MePolyFamily` and are evaluated as
+one batched MePoly (their parameters stacked on a leading batch axis), so a ``[2, 2]`` head costs
+one sampler call and one streamed normalizer pass rather than two.  What is lost is dependence
 *between* blocks: the product can be multi-modal within a block (a planar ``(dx, dy)`` block
 keeps the paper's non-convex 2-D shapes) but not across blocks.  Cost is the sum of the blocks'
 costs, linear in :math:`D` at a fixed block size.
@@ -85,10 +88,18 @@ class BlockMePolyFamily(nn.Module):
         quads = list(quadrature) if isinstance(quadrature, (list, tuple)) else [quadrature] * len(sizes)
         if len(orders) != len(sizes) or len(quads) != len(sizes):
             raise ValueError(f"got {len(orders)} orders and {len(quads)} quadrature rules for {len(sizes)} blocks")
-        self.blocks = nn.ModuleList(
-            MePolyFamily(s, o, basis=basis, quadrature=q, dtype=dtype) for s, o, q in zip(sizes, orders, quads)
-        )
+        families = []
+        for s, o, q in zip(sizes, orders, quads):
+            family = MePolyFamily(s, o, basis=basis, quadrature=q, dtype=dtype)
+            # blocks of one configuration share one family (its nodes, features and sampler cache)
+            families.append(next((f for f in families if f.same_family(family)), family))
+        self.blocks = nn.ModuleList(families)
         self.sizes = sizes
+        #: ``(family, block indices)`` for each distinct block family, in order of first appearance
+        self.groups = tuple(
+            (family, tuple(i for i, f in enumerate(families) if f is family))
+            for family in dict.fromkeys(families)
+        )
 
     @property
     def dim(self) -> int:
@@ -164,8 +175,10 @@ class BlockMePoly(Distribution):
         self.natural_params = natural_params
         self.family = family
         super().__init__(natural_params.shape[:-1], torch.Size((family.dim,)), validate_args=validate_args)
-        # the blocks validate nothing themselves: this object checks parameters and values once
-        self.parts = [MePoly(lam, fam, validate_args=False) for lam, fam in zip(family.split_params(natural_params), family.blocks)]
+        # one MePoly per group of identical blocks, batch_shape (blocks in the group,) + batch_shape;
+        # they validate nothing themselves: this object checks parameters and values once
+        params = family.split_params(natural_params)
+        self.parts = [MePoly(torch.stack([params[i] for i in indices]), fam, validate_args=False) for fam, indices in family.groups]
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(BlockMePoly, _instance)
@@ -176,32 +189,51 @@ class BlockMePoly(Distribution):
         return new
 
     @property
+    def _block_axis(self) -> int:
+        """Position of the group's block axis in a part's ``sample_shape + (k,) + batch_shape + event`` tensors."""
+        return -(len(self.batch_shape) + 2)
+
+    def _concat_blocks(self, per_part) -> Tensor:
+        """Reassemble per-group tensors ``(..., k, *batch, D_b)`` into ``(..., *batch, D)`` in block order."""
+        pieces = [None] * len(self.family.sizes)
+        for (_, indices), tensor in zip(self.family.groups, per_part):
+            for i, piece in zip(indices, tensor.unbind(self._block_axis)):
+                pieces[i] = piece
+        return torch.cat(pieces, dim=-1)
+
+    @property
     def log_partition(self) -> Tensor:
-        return sum(part.log_partition for part in self.parts)
+        return sum(part.log_partition.sum(0) for part in self.parts)
 
     def entropy(self) -> Tensor:
-        return sum(part.entropy() for part in self.parts)
+        return sum(part.entropy().sum(0) for part in self.parts)
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        return sum(part.log_prob(x) for part, x in zip(self.parts, self.family.split_value(value)))
+        value = value.expand(torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape))
+        values = self.family.split_value(value)
+        axis = self._block_axis
+        return sum(
+            part.log_prob(torch.stack([values[i] for i in indices], dim=axis)).sum(axis + 1)
+            for part, (_, indices) in zip(self.parts, self.family.groups)
+        )
 
     def sample(self, sample_shape=torch.Size()) -> Tensor:
-        return torch.cat([part.sample(sample_shape) for part in self.parts], dim=-1)
+        return self._concat_blocks(part.sample(sample_shape) for part in self.parts)
 
     @property
     def mode(self) -> Tensor:
         """The product's mode is the concatenation of the blocks' modes."""
-        return torch.cat([part.mode for part in self.parts], dim=-1)
+        return self._concat_blocks(part.mode for part in self.parts)
 
     @property
     def mean(self) -> Tensor:
-        return torch.cat([part.mean for part in self.parts], dim=-1)
+        return self._concat_blocks(part.mean for part in self.parts)
 
     @property
     def variance(self) -> Tensor:
-        return torch.cat([part.variance for part in self.parts], dim=-1)
+        return self._concat_blocks(part.variance for part in self.parts)
 
 
 @register_kl(BlockMePoly, BlockMePoly)
@@ -209,4 +241,4 @@ def _kl_block_block(p: BlockMePoly, q: BlockMePoly) -> Tensor:
     """Sum of the blocks' exact KLs (independent factors)."""
     if not p.family.same_family(q.family):
         raise ValueError(f"KL between block products of different families: {p.family.config} vs {q.family.config}")
-    return sum(kl_divergence(a, b) for a, b in zip(p.parts, q.parts))
+    return sum(kl_divergence(a, b).sum(0) for a, b in zip(p.parts, q.parts))
