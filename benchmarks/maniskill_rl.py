@@ -5,6 +5,7 @@ Usage (from the repository root, in the ManiSkill environment: ``integrations/ma
 
     python benchmarks/maniskill_rl.py [--tasks PushCube-v1] [--methods mepoly gaussian] [--seeds 0]
                                       [--steps N] [--episodes 100] [--reuse] [--runs-dir runs/bench-maniskill]
+                                      [--report-only] [--name maniskill_rl]
 
 Each (task, method, seed) is one ``mepoly train maniskill/<task> --policy <method>`` run with the
 presets of ``presets/ppo.yml`` (ManiSkill's PPO baseline settings scaled to 4 CPU environments;
@@ -18,7 +19,11 @@ they act in training), ManiSkill's ``success_once``; the results are cached in t
 ``checkpoint_eval.csv`` (runs whose in-training evaluation already used sampled actions on the same
 episodes, ``eval_curve.csv``, are read from there).  "Steps to 0.9" is the first checkpoint whose success_once is at least 0.9.
 The final model is also evaluated with the policy's mode (``deterministic=True``, ManiSkill's
-convention).  Writes ``OUT/maniskill_rl.md`` and ``OUT/maniskill_rl.png``.
+convention).  Writes ``OUT/NAME.md`` and ``OUT/NAME.png`` (``--name``, default ``maniskill_rl``).
+
+``--report-only`` trains and evaluates nothing new: it tabulates the runs of ``--runs-dir`` as they
+are, a run stopped before its step budget with the checkpoints it reached (its in-training
+evaluations) and no final evaluation; rerunning without it (with ``--reuse``) resumes such a run.
 """
 
 from __future__ import annotations
@@ -84,6 +89,15 @@ def checkpoint_curve(run_dir: Path, task: str, episodes: int) -> list[tuple[int,
     return [(s, *done[s]) for s in sorted(done)]
 
 
+def stopped_run(run_dir: Path) -> dict:
+    """What a run stopped before its budget has to show: the steps of its last checkpoint and the
+    training seconds recorded with it (``timing.json``); no final evaluation."""
+    steps = [int(re.search(r"(\d+)", p.name).group(1)) for p in (run_dir / "checkpoints").glob("model_*_steps.zip")]
+    timing = run_dir / "timing.json"
+    seconds = json.loads(timing.read_text())["train_seconds"] if timing.exists() else None
+    return {"num_timesteps": max(steps, default=0), "train_seconds": seconds, "stopped": True}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["PushCube-v1"])
@@ -94,6 +108,9 @@ def main(argv=None):
     parser.add_argument("--reuse", action="store_true", help="keep finished runs (resume unfinished ones)")
     parser.add_argument("--runs-dir", default="runs/bench-maniskill")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--report-only", action="store_true",
+                        help="tabulate the runs of RUNS_DIR as they are (finished or stopped); train nothing")
+    parser.add_argument("--name", default="maniskill_rl", help="results file stem: OUT/NAME.md and OUT/NAME.png")
     args = parser.parse_args(argv)
     runs_dir, out = Path(args.runs_dir), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,29 +121,36 @@ def main(argv=None):
         for method in args.methods:
             for seed in args.seeds:
                 run_dir = runs_dir / f"{task}__{method}__{seed}"
-                metrics = load_finished(run_dir) if args.reuse else None
-                if metrics is None:
+                metrics = load_finished(run_dir) if args.reuse or args.report_only else None
+                if metrics is None and args.report_only:
+                    if not (run_dir / "config.yml").exists():
+                        continue  # never started
+                    metrics = stopped_run(run_dir)
+                elif metrics is None:
                     print(f"training {run_dir}", flush=True)
                     metrics = train_run(f"maniskill/{task}", method, seed, str(run_dir), args.steps)
                 curve = checkpoint_curve(run_dir, task, args.episodes)
                 curves[(task, method, seed)] = curve
                 reached = next((s for s, once, _ in curve if once >= TARGET), None)
                 config = yaml.safe_load((run_dir / "config.yml").read_text())
-                steps_per_s = metrics["num_timesteps"] / metrics["train_seconds"] if metrics.get("train_seconds") else float("nan")
+                seconds = metrics.get("train_seconds")
+                steps_per_s = metrics["num_timesteps"] / seconds if seconds else float("nan")
+                final = ["-"] * 3 if metrics.get("stopped") else [
+                    f"{metrics[k]:.2f}" for k in ("success_once_sampled", "success_once_mode", "success_at_end_mode")]
+                trained = f"{metrics['num_timesteps']} (stopped at {config['n_timesteps']})" if metrics.get("stopped") else metrics["num_timesteps"]
                 rows.append([task, method, seed, json.dumps(config["policy_kwargs"].get("blocks")) if method == "mepoly" else "-",
-                             metrics["num_timesteps"], reached if reached is not None else f"not within {metrics['num_timesteps']}",
-                             f"{curve[-1][1]:.2f}" if curve else "-", f"{metrics['success_once_sampled']:.2f}",
-                             f"{metrics['success_once_mode']:.2f}", f"{metrics['success_at_end_mode']:.2f}",
-                             f"{metrics['train_seconds'] / 60:.0f}", f"{steps_per_s:.0f}"])
+                             trained, reached if reached is not None else f"not within {metrics['num_timesteps']}",
+                             f"{curve[-1][1]:.2f}" if curve else "-", *final,
+                             f"{seconds / 60:.0f}" if seconds else "-", f"{steps_per_s:.0f}"])
     table = markdown_table(
         ["task", "method", "seed", "MePoly blocks", "steps trained", f"steps to success_once >= {TARGET} (sampled, {args.episodes} ep.)",
          "last checkpoint success_once (sampled)", "final success_once (sampled)", "final success_once (mode)", "final success_at_end (mode)",
          "train min", "steps/s (incl. evaluations)"], rows)
     text = header + (f"\nEvaluation: {args.episodes} episodes per checkpoint, evaluation seeds from 10,000; `train min` and steps/s include "
                      "the in-training evaluations and share the machine with whatever else ran (see load average).\n\n") + table
-    figure(out / "maniskill_rl.png", curves)
-    text += "\n![learning curves](maniskill_rl.png)\n"
-    (out / "maniskill_rl.md").write_text(text)
+    figure(out / f"{args.name}.png", curves)
+    text += f"\n![learning curves]({args.name}.png)\n"
+    (out / f"{args.name}.md").write_text(text)
     print(text)
 
 
