@@ -19,7 +19,9 @@ they act in training), ManiSkill's ``success_once``; the results are cached in t
 ``checkpoint_eval.csv`` (runs whose in-training evaluation already used sampled actions on the same
 episodes, ``eval_curve.csv``, are read from there).  "Steps to 0.9" is the first checkpoint whose success_once is at least 0.9.
 The final model is also evaluated with the policy's mode (``deterministic=True``, ManiSkill's
-convention).  Writes ``OUT/NAME.md`` and ``OUT/NAME.png`` (``--name``, default ``maniskill_rl``).
+convention).  The table and the figure also give each checkpoint's mean episode return (the
+task's normalized dense reward), which shows progress on a task before any episode succeeds.
+Writes ``OUT/NAME.md`` and ``OUT/NAME.png`` (``--name``, default ``maniskill_rl``).
 
 ``--report-only`` trains and evaluates nothing new: it tabulates the runs of ``--runs-dir`` as they
 are, a run stopped before its step budget with the checkpoints it reached (its in-training
@@ -48,8 +50,9 @@ from _common import load_finished, markdown_table, results_header, train_run  # 
 TARGET = 0.9
 
 
-def checkpoint_curve(run_dir: Path, task: str, episodes: int) -> list[tuple[int, float, float]]:
-    """(steps, success_once, success_at_end) with sampled actions for every checkpoint, cached in ``checkpoint_eval.csv``."""
+def checkpoint_curve(run_dir: Path, task: str, episodes: int) -> list[tuple[int, float, float, float]]:
+    """(steps, success_once, success_at_end, mean return) with sampled actions for every checkpoint,
+    cached in ``checkpoint_eval.csv`` (mean return NaN in caches written before it was recorded)."""
     import torch
 
     from mepoly_dist.train import load_model
@@ -64,26 +67,28 @@ def checkpoint_curve(run_dir: Path, task: str, episodes: int) -> list[tuple[int,
         if rows and "success_once_sampled" in rows[0]:
             # the run already evaluated the same episodes with sampled actions during training
             # (in the rollout of each checkpoint: same parameters); no need to repeat it
-            return [(int(r["timesteps"]), float(r["success_once_sampled"]), float(r["success_at_end_sampled"])) for r in rows]
+            return [(int(r["timesteps"]), float(r["success_once_sampled"]), float(r["success_at_end_sampled"]),
+                     float(r.get("mean_return_sampled", "nan"))) for r in rows]
     cache = run_dir / "checkpoint_eval.csv"
     done = {}
     if cache.exists():
         with cache.open() as handle:
             for row in csv.DictReader(handle):
                 if int(row["episodes"]) == episodes:
-                    done[int(row["timesteps"])] = (float(row["success_once"]), float(row["success_at_end"]))
+                    done[int(row["timesteps"])] = (float(row["success_once"]), float(row["success_at_end"]),
+                                                   float(row.get("mean_return", "nan")))
     checkpoints = sorted((int(re.search(r"(\d+)", p.name).group(1)), p) for p in (run_dir / "checkpoints").glob("model_*_steps.zip"))
     for steps, path in checkpoints:
         if steps in done:
             continue
         config, model = load_model(run_dir, path=path)
         found = evaluate_success(model, task, episodes, seed=10_000, n_envs=config.n_envs, deterministic=False, **config.env_kwargs)
-        done[steps] = (found["success_once"], found["success_at_end"])
+        done[steps] = (found["success_once"], found["success_at_end"], found["mean_return"])
         new = not cache.exists()
         with cache.open("a", newline="") as handle:
             writer = csv.writer(handle)
             if new:
-                writer.writerow(["timesteps", "success_once", "success_at_end", "episodes"])
+                writer.writerow(["timesteps", "success_once", "success_at_end", "mean_return", "episodes"])
             writer.writerow([steps, *done[steps], episodes])
         print(f"  {run_dir.name} @ {steps}: success_once {done[steps][0]:.2f}", flush=True)
     return [(s, *done[s]) for s in sorted(done)]
@@ -131,7 +136,7 @@ def main(argv=None):
                     metrics = train_run(f"maniskill/{task}", method, seed, str(run_dir), args.steps)
                 curve = checkpoint_curve(run_dir, task, args.episodes)
                 curves[(task, method, seed)] = curve
-                reached = next((s for s, once, _ in curve if once >= TARGET), None)
+                reached = next((s for s, once, *_ in curve if once >= TARGET), None)
                 config = yaml.safe_load((run_dir / "config.yml").read_text())
                 seconds = metrics.get("train_seconds")
                 steps_per_s = metrics["num_timesteps"] / seconds if seconds else float("nan")
@@ -140,11 +145,11 @@ def main(argv=None):
                 trained = f"{metrics['num_timesteps']} (stopped at {config['n_timesteps']})" if metrics.get("stopped") else metrics["num_timesteps"]
                 rows.append([task, method, seed, json.dumps(config["policy_kwargs"].get("blocks")) if method == "mepoly" else "-",
                              trained, reached if reached is not None else f"not within {metrics['num_timesteps']}",
-                             f"{curve[-1][1]:.2f}" if curve else "-", *final,
+                             f"{curve[-1][1]:.2f}" if curve else "-", f"{curve[-1][3]:.1f}" if curve else "-", *final,
                              f"{seconds / 60:.0f}" if seconds else "-", f"{steps_per_s:.0f}"])
     table = markdown_table(
         ["task", "method", "seed", "MePoly blocks", "steps trained", f"steps to success_once >= {TARGET} (sampled, {args.episodes} ep.)",
-         "last checkpoint success_once (sampled)", "final success_once (sampled)", "final success_once (mode)", "final success_at_end (mode)",
+         "last checkpoint success_once (sampled)", "last checkpoint mean return (sampled)", "final success_once (sampled)", "final success_once (mode)", "final success_at_end (mode)",
          "train min", "steps/s (incl. evaluations)"], rows)
     text = header + (f"\nEvaluation: {args.episodes} episodes per checkpoint, evaluation seeds from 10,000; `train min` and steps/s include "
                      "the in-training evaluations and share the machine with whatever else ran (see load average).\n\n") + table
@@ -161,19 +166,23 @@ def figure(path: Path, curves: dict) -> None:
     import matplotlib.pyplot as plt
 
     tasks = sorted({k[0] for k in curves})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    # top row: success_once; bottom row: mean episode return (progress before any success shows)
+    fig, axes = plt.subplots(2, len(tasks), figsize=(5.5 * len(tasks), 7), squeeze=False, sharex="col")
+    for column, task in enumerate(tasks):
         for (t, method, seed), curve in sorted(curves.items()):
             if t != task or not curve:
                 continue
-            steps, once, _ = np.array(curve).T
-            color = {"mepoly": "tab:red", "gaussian": "tab:blue"}.get(method)
-            ax.plot(steps, once, marker="o", color=color, linestyle=("-", "--", ":", "-.")[seed % 4], label=f"{method} (seed {seed})")
-        ax.axhline(TARGET, color="grey", linestyle=":", linewidth=1)
-        ax.set_title(f"{task}: success_once, sampled actions")
-        ax.set_xlabel("environment steps")
-        ax.set_ylim(-0.02, 1.02)
-        ax.legend()
+            steps, once, _, mean_return = np.array(curve).T
+            style = dict(marker="o", color={"mepoly": "tab:red", "gaussian": "tab:blue"}.get(method),
+                         linestyle=("-", "--", ":", "-.")[seed % 4], label=f"{method} (seed {seed})")
+            axes[0, column].plot(steps, once, **style)
+            axes[1, column].plot(steps, mean_return, **style)
+        axes[0, column].axhline(TARGET, color="grey", linestyle=":", linewidth=1)
+        axes[0, column].set_title(f"{task}: success_once, sampled actions")
+        axes[0, column].set_ylim(-0.02, 1.02)
+        axes[0, column].legend()
+        axes[1, column].set_title(f"{task}: mean return, sampled actions")
+        axes[1, column].set_xlabel("environment steps")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
