@@ -164,6 +164,7 @@ def figure(path: Path, curves: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     tasks = sorted({k[0] for k in curves})
     # top row: success_once; bottom row: mean episode return (progress before any success shows)
@@ -183,6 +184,7 @@ def figure(path: Path, curves: dict) -> None:
         axes[0, column].legend()
         axes[1, column].set_title(f"{task}: mean return, sampled actions")
         axes[1, column].set_xlabel("environment steps")
+        axes[1, column].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
