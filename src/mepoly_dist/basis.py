@@ -128,11 +128,14 @@ def features_and_jacobian(x: Tensor, exponents: Tensor, order: int, basis: str =
     table, slope = univariate_table(x, order, basis, derivative=True)
     values = _gather(table, exponents)  # (..., D, F)
     slopes = _gather(slope, exponents)  # (..., D, F)
-    dim = x.shape[-1]
-    eye = torch.eye(dim, dtype=torch.bool, device=x.device)
+    return values.prod(dim=-2), _jacobian(values, slopes)
+
+
+def _jacobian(values: Tensor, slopes: Tensor) -> Tensor:
+    """Product rule from gathered univariate values and slopes ``(..., D, F)``; returns ``(..., D, F)``."""
+    eye = torch.eye(values.shape[-2], dtype=torch.bool, device=values.device)
     # factor[..., d, e, f] = slope if e == d else value
-    factors = torch.where(eye[:, :, None], slopes.unsqueeze(-3), values.unsqueeze(-3))
-    return values.prod(dim=-2), factors.prod(dim=-2)
+    return torch.where(eye[:, :, None], slopes.unsqueeze(-3), values.unsqueeze(-3)).prod(dim=-2)
 
 
 def features_jacobian_hessian(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre"):
@@ -157,5 +160,4 @@ def features_jacobian_hessian(x: Tensor, exponents: Tensor, order: int, basis: s
     once = on_d ^ on_e  # d != e and g is one of them: a first derivative
     v, s, c = values[..., None, None, :, :], slopes[..., None, None, :, :], curvatures[..., None, None, :, :]
     factors = torch.where(twice, c, torch.where(once, s, v))
-    jac_factors = torch.where(eye[:, :, None], slopes.unsqueeze(-3), values.unsqueeze(-3))
-    return values.prod(dim=-2), jac_factors.prod(dim=-2), factors.prod(dim=-2)
+    return values.prod(dim=-2), _jacobian(values, slopes), factors.prod(dim=-2)
