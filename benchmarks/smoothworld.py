@@ -19,7 +19,18 @@ the success rate, the goal region each episode ended in (counts) and the normali
 0.9 success.  The goal split of a policy drifts during training while its success stays at 1, so
 the table also gives the goal entropy of the last ``--late`` checkpoints (100 episodes each, cached
 in the run's ``checkpoint_goal_eval.csv``): their mean, min and max.  ``--report-only`` tabulates
-the finished runs of ``--runs-dir`` and trains nothing.  Writes ``OUT/smoothworld.md`` and ``OUT/smoothworld.png`` (trajectory fans, seed 0).
+the finished runs of ``--runs-dir`` and trains nothing.  Writes ``OUT/smoothworld.md`` (NAME with ``--name``)
+and ``OUT/smoothworld.png`` (trajectory fans, seed 0).
+
+Below the per-run table, a summary over seeds per (layout, method) and the issue's target on the
+layouts of :data:`TARGET_LAYOUTS`: MePoly's goal entropy the highest of the methods run, with a
+success rate of at least 0.95.
+
+``--records DIR`` keeps each run's small text records (``metrics.json``, ``eval_curve.csv``,
+``checkpoint_goal_eval.csv``, ``config.yml``, ``timing.json``; no models) in ``DIR/<run>/``.  A
+records directory is itself a valid ``--runs-dir`` for ``--report-only`` (the late goal entropy then
+comes from the cached checkpoint evaluations, and the figure leaves runs without a model empty), so
+runs made in different sessions or on different machines are tabulated together.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -37,6 +49,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_backend_arguments, load_finished, markdown_table, results_header, run_parallel, train_run  # noqa: E402
+
+#: layouts of the issue's target: MePoly's goal entropy the highest, with success >= TARGET_SUCCESS
+TARGET_LAYOUTS = ("four_walls", "two_walls", "three_goals")
+TARGET_SUCCESS = 0.95
+#: a run's small text records, kept by ``--records`` (models and TensorBoard logs are left out)
+RECORD_FILES = ("metrics.json", "eval_curve.csv", "checkpoint_goal_eval.csv", "config.yml", "timing.json")
 
 
 def steps_to_success(run_dir: Path, threshold: float = 0.9):
@@ -71,6 +89,9 @@ def late_goal_entropy(run_dir: Path, layout: str, last: int, episodes: int = 100
         with cache_path.open() as handle:
             cached = {(int(r["timesteps"]), int(r["episodes"])): (float(r["success_rate"]), float(r["goal_entropy"]))
                       for r in csv.DictReader(handle)}
+    if not checkpoints:  # a records directory: the cached evaluations of the last checkpoints
+        steps = sorted(t for t, n in cached if n == episodes)[-last:]
+        return [(t, *cached[(t, episodes)]) for t in steps]
     rows = []
     for path in checkpoints:
         steps = int(path.stem.split("_")[1])
@@ -102,7 +123,10 @@ def main(argv=None):
                         help="checkpoints at the end of training whose goal entropy is averaged (100 episodes each); 0: skip")
     parser.add_argument("--quick", action="store_true", help="20k steps, one seed (smoke run)")
     parser.add_argument("--runs-dir", default="runs/bench-smoothworld")
+    parser.add_argument("--records", default=None, metavar="DIR",
+                        help="keep each run's text records (metrics, curves, cached checkpoint evaluations) in DIR/<run>/")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default=None, help="results file name (default smoothworld, smoothworld_quick with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.seeds = 20_480, args.seeds[:1]
@@ -126,7 +150,7 @@ def main(argv=None):
               f"goals {[s['goal_counts'] for s in m['starts']]}  {m['train_seconds']:.0f} s", flush=True)
 
     results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
-    rows = []
+    rows, late_means = [], {}
     for (layout, method, seed), m in sorted(results.items()):
         run_dir = runs_dir / f"{layout}__{method}__{seed}"
         reach = steps_to_success(run_dir)
@@ -134,6 +158,10 @@ def main(argv=None):
         if args.late > 0:
             entropies = np.array([h for _, _, h in late_goal_entropy(run_dir, layout, args.late)])
             late = f"{entropies.mean():.2f} [{entropies.min():.2f}, {entropies.max():.2f}]" if entropies.size else "no checkpoints"
+            if entropies.size:
+                late_means[(layout, method, seed)] = float(entropies.mean())
+        if args.records:
+            keep_records(run_dir, Path(args.records) / run_dir.name)
         for start in m["starts"]:
             rows.append([layout, method, seed, tuple(start["start"]), f"{start['success_rate']:.2f}", start["goal_counts"],
                          f"{start['goal_entropy']:.2f}", late, reach if reach is not None else "not reached", m["num_timesteps"],
@@ -141,11 +169,67 @@ def main(argv=None):
     table = markdown_table(["layout", "method", "seed", "start", "success", "goal counts", "goal entropy / log K",
                             f"late goal entropy: mean [min, max] of the last {args.late} checkpoints",
                             "steps to 0.9 success", "steps", "train s"], rows)
-    name = "smoothworld_quick" if args.quick else "smoothworld"
+    summary = summarize(results, late_means)
+    summary_table = markdown_table(["layout", "method", "seeds", "success: mean [min]", "goal entropy / log K: mean [min, max]",
+                                    f"late goal entropy: mean over seeds of the last-{args.late} mean"],
+                                   [[*key, len(v["seeds"]), f"{v['success']:.2f} [{v['success_min']:.2f}]",
+                                     f"{v['entropy']:.2f} [{v['entropy_min']:.2f}, {v['entropy_max']:.2f}]",
+                                     "-" if v["late"] is None else f"{v['late']:.2f} ({v['late_seeds']} seeds)"]
+                                    for key, v in summary.items()])
+    verdicts = "".join(f"* {line}\n" for line in target_verdicts(summary))
+    name = args.name or ("smoothworld_quick" if args.quick else "smoothworld")
     figure(out / f"{name}.png", runs_dir, args.layouts, args.methods)
-    text = header + "\n" + table + f"\n![trajectory fans, seed 0]({name}.png)\n"
+    text = (header + "\n" + table + "\n## Over seeds\n\n" + summary_table
+            + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts
+            + f"\n![trajectory fans, seed 0]({name}.png)\n")
     (out / f"{name}.md").write_text(text)
     print(text)
+
+
+def keep_records(run_dir: Path, dest: Path) -> None:
+    """Copy a run's small text records (:data:`RECORD_FILES`, those it has) into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (run_dir / name).exists() and (run_dir / name).resolve() != (dest / name).resolve():
+            shutil.copy2(run_dir / name, dest / name)
+
+
+def summarize(results: dict, late_means: dict | None = None) -> dict:
+    """Per ``(layout, method)``, over seeds: the seeds, the mean and lowest success rate, the mean,
+    lowest and highest final goal entropy (each run's mean over its fixed starts), and the mean of the
+    runs' late goal entropies where they have one (``late_means[(layout, method, seed)]``)."""
+    late_means = late_means or {}
+    groups: dict = {}
+    for (layout, method, seed), m in sorted(results.items()):
+        groups.setdefault((layout, method), []).append((seed, m))
+    summary = {}
+    for key, runs in groups.items():
+        success = np.array([m["success_rate"] for _, m in runs])
+        entropy = np.array([m["goal_entropy"] for _, m in runs])
+        late = [late_means[(*key, seed)] for seed, _ in runs if (*key, seed) in late_means]
+        summary[key] = dict(seeds=[seed for seed, _ in runs], success=float(success.mean()), success_min=float(success.min()),
+                            entropy=float(entropy.mean()), entropy_min=float(entropy.min()), entropy_max=float(entropy.max()),
+                            late=float(np.mean(late)) if late else None, late_seeds=len(late))
+    return summary
+
+
+def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: float = TARGET_SUCCESS) -> list[str]:
+    """One line per target layout: is MePoly's mean goal entropy over seeds the highest of the methods
+    run on it (ties count as highest), with its mean success rate >= ``success_threshold``?  A
+    layout without a MePoly run or without any other method is "not measured"."""
+    lines = []
+    for layout in layouts:
+        methods = {method: v for (lay, method), v in summary.items() if lay == layout}
+        if "mepoly" not in methods or len(methods) < 2:
+            lines.append(f"{layout}: not measured (methods run: {sorted(methods) or 'none'})")
+            continue
+        mine = methods["mepoly"]
+        best_other, other = max(((v["entropy"], m) for m, v in methods.items() if m != "mepoly"))
+        met = mine["entropy"] >= best_other and mine["success"] >= success_threshold
+        seeds = sorted({s for v in methods.values() for s in v["seeds"]})
+        lines.append(f"{layout}: {'MET' if met else 'NOT MET'}: MePoly goal entropy {mine['entropy']:.2f} (success "
+                     f"{mine['success']:.2f}) vs the best other, {other}, {best_other:.2f}; seeds {seeds}")
+    return lines
 
 
 def figure(path: Path, runs_dir: Path, layouts, methods) -> None:

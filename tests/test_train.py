@@ -94,6 +94,7 @@ def test_presets_follow_the_paper_bandit_settings():
 def test_goal_entropy_and_bandit_metrics_by_hand():
     assert evaluation.goal_entropy([25, 25, 25, 25]) == pytest.approx(1.0)
     assert evaluation.goal_entropy([10, 0, 0, 0]) == 0.0
+    assert math.copysign(1.0, evaluation.goal_entropy([0, 7])) == 1.0  # 0.0, not -0.0 ("-0.00" in tables)
     assert evaluation.goal_entropy([1, 1]) == pytest.approx(1.0)
     assert evaluation.goal_entropy([3, 1]) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(2))
     points = np.array([[0.0, 0.0], [0.5, 0.5]])

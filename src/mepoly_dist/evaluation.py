@@ -126,7 +126,7 @@ def goal_entropy(counts: np.ndarray) -> float:
     if counts.size < 2 or counts.sum() == 0:
         return 0.0
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum() / np.log(counts.size))
+    return float((p * np.log(1.0 / p)).sum() / np.log(counts.size))  # log(1/p), not -log(p): one goal gives 0.0, not -0.0
 
 
 def rollout_from_start(policy, layout: str, start, episodes: int = 100, seed: int = 0, deterministic: bool = False, max_steps: int = 256):

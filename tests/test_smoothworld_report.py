@@ -1,0 +1,96 @@
+"""The Smooth World benchmark's report (benchmarks/smoothworld.py): records of runs from
+different sessions tabulated together, the summary over seeds and the target verdicts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import smoothworld  # noqa: E402
+
+
+def _metrics(layout: str, method: str, seed: int, counts: list[int], episodes: int = 100) -> dict:
+    entropy = float(scipy.stats.entropy(counts) / np.log(len(counts)))  # over the goals reached
+    success = sum(counts) / episodes
+    start = dict(start=[12.5, 12.5], success_rate=success, goal_counts=counts, goal_entropy=entropy, mean_length=30.0)
+    return dict(env_id="mepoly/SmoothWorld-v0", layout=layout, policy=method, seed=seed, num_timesteps=1024, train_seconds=1.0,
+                episodes_per_start=episodes, starts=[start], success_rate=success, goal_entropy=entropy)
+
+
+def _write_record(root: Path, layout: str, method: str, seed: int, counts: list[int], late: list[float]) -> dict:
+    run = root / f"{layout}__{method}__{seed}"
+    run.mkdir(parents=True)
+    metrics = _metrics(layout, method, seed, counts)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with (run / "eval_curve.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timesteps", "success_rate", "goal_entropy"])
+        writer.writerows([(512, 0.5, 0.0), (1024, 1.0, 0.3)])
+    with (run / "checkpoint_goal_eval.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timesteps", "episodes", "success_rate", "goal_entropy"])
+        # an evaluation with another episode count, which the late entropy must not mix in
+        writer.writerow([4096, 20, 1.0, 0.99])
+        writer.writerows([(1024 * (i + 1), 100, 1.0, h) for i, h in enumerate(late)])
+    return metrics
+
+
+def test_summary_and_verdicts_from_records_of_another_session(tmp_path):
+    records, out = tmp_path / "records", tmp_path / "out"
+    runs = {
+        ("four_walls", "mepoly", 0): ([40, 26, 23, 11], [0.9, 0.8, 0.7]),
+        ("four_walls", "mepoly", 1): ([7, 92, 0, 1], [0.2, 0.3, 0.1]),
+        ("four_walls", "gmm", 0): ([25, 22, 36, 17], [0.9, 0.95, 1.0]),
+        ("four_walls", "gmm", 1): ([50, 50, 0, 0], [0.5, 0.5, 0.5]),
+        ("two_walls", "mepoly", 0): ([42, 58], [1.0, 0.9, 0.8]),
+        ("two_walls", "mepoly", 1): ([50, 43], [0.7, 0.7, 0.7]),  # success 0.93: the mean over seeds counts
+        ("two_walls", "gmm", 0): ([87, 13], [0.5, 0.6, 0.7]),
+        ("two_walls", "gmm", 1): ([100, 0], [0.0, 0.0, 0.0]),
+    }
+    metrics = {key: _write_record(records, *key, counts, late) for key, (counts, late) in runs.items()}
+    smoothworld.main(["--report-only", "--runs-dir", str(records), "--out", str(out), "--name", "t", "--late", "2",
+                      "--layouts", "four_walls", "two_walls", "three_goals", "--methods", "mepoly", "gmm", "--seeds", "0", "1"])
+    text = (out / "t.md").read_text()
+    assert (out / "t.png").exists()
+
+    # the late entropy of each run: the mean of its last two 100-episode checkpoint evaluations
+    late = {key: float(np.mean(values[-2:])) for key, (_, values) in runs.items()}
+    assert f"{np.mean([0.8, 0.7]):.2f} [0.70, 0.80]" in text
+    summary = smoothworld.summarize(metrics, late)
+    for (layout, method), v in summary.items():
+        keys = [k for k in runs if k[:2] == (layout, method)]
+        assert v["seeds"] == [0, 1]
+        assert v["entropy"] == pytest.approx(np.mean([metrics[k]["goal_entropy"] for k in keys]))
+        assert v["success_min"] == pytest.approx(min(metrics[k]["success_rate"] for k in keys))
+        assert v["late"] == pytest.approx(np.mean([late[k] for k in keys]))
+        row = f"| {layout} | {method} | 2 | {v['success']:.2f} [{v['success_min']:.2f}] | {v['entropy']:.2f} "
+        assert row in text
+
+    verdicts = {line.split(":")[0]: line for line in smoothworld.target_verdicts(summary)}
+    # four_walls: MePoly's mean (0.8467 + 0.2222) / 2 = 0.53 is below GMM's (0.9753 + 0.5) / 2 = 0.74
+    assert verdicts["four_walls"].startswith("four_walls: NOT MET") and "gmm" in verdicts["four_walls"]
+    # two_walls: MePoly's entropy is the higher, and its mean success (1.00 + 0.93) / 2 passes although one seed's does not
+    assert summary[("two_walls", "mepoly")]["success"] == pytest.approx(0.965)
+    assert verdicts["two_walls"].startswith("two_walls: MET")
+    assert verdicts["three_goals"].startswith("three_goals: not measured")
+    for line in verdicts.values():
+        assert line in text
+
+
+def test_verdict_requires_the_success_rate_and_another_method():
+    entry = lambda entropy, success: dict(seeds=[0], success=success, success_min=success, entropy=entropy, entropy_min=entropy,
+                                          entropy_max=entropy, late=None, late_seeds=0)
+    summary = {("two_walls", "mepoly"): entry(0.9, 0.94), ("two_walls", "gaussian"): entry(0.0, 1.0),
+               ("four_walls", "mepoly"): entry(0.5, 1.0), ("four_walls", "fpo"): entry(0.5, 1.0),
+               ("three_goals", "mepoly"): entry(0.5, 1.0)}
+    verdicts = smoothworld.target_verdicts(summary)
+    assert verdicts[0].startswith("four_walls: MET")  # a tie counts as highest
+    assert verdicts[1].startswith("two_walls: NOT MET")  # highest entropy, success below 0.95
+    assert verdicts[2].startswith("three_goals: not measured")
