@@ -20,7 +20,7 @@ the success rate, the goal region each episode ended in (counts) and the normali
 the table also gives the goal entropy of the last ``--late`` checkpoints (100 episodes each, cached
 in the run's ``checkpoint_goal_eval.csv``): their mean, min and max.  ``--report-only`` tabulates
 the finished runs of ``--runs-dir`` and trains nothing.  Writes ``OUT/smoothworld.md`` (NAME with ``--name``)
-and ``OUT/smoothworld.png`` (trajectory fans, seed 0).
+and ``OUT/smoothworld.png`` (trajectory fans of the lowest seed with a saved model).
 
 Below the per-run table, a summary over seeds per (layout, method) and the issue's target on the
 layouts of :data:`TARGET_LAYOUTS`: MePoly's goal entropy the highest of the methods run, with a
@@ -178,10 +178,10 @@ def main(argv=None):
                                     for key, v in summary.items()])
     verdicts = "".join(f"* {line}\n" for line in target_verdicts(summary))
     name = args.name or ("smoothworld_quick" if args.quick else "smoothworld")
-    figure(out / f"{name}.png", runs_dir, args.layouts, args.methods)
+    shown = figure(out / f"{name}.png", runs_dir, args.layouts, args.methods, args.seeds)
     text = (header + "\n" + table + "\n## Over seeds\n\n" + summary_table
             + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts
-            + f"\n![trajectory fans, seed 0]({name}.png)\n")
+            + f"\n![trajectory fans]({name}.png)\n\nTrajectory fans (30 episodes per start): {shown}.\n")
     (out / f"{name}.md").write_text(text)
     print(text)
 
@@ -232,8 +232,9 @@ def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: fl
     return lines
 
 
-def figure(path: Path, runs_dir: Path, layouts, methods) -> None:
-    """Trajectory fans of seed 0 (re-rolled from the saved models, 30 episodes per start)."""
+def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,)) -> str:
+    """Trajectory fans (re-rolled from the saved models, 30 episodes per start) of the lowest of
+    ``seeds`` whose run has a model, per panel; returns which seed each panel shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,12 +247,18 @@ def figure(path: Path, runs_dir: Path, layouts, methods) -> None:
     from mepoly_dist.train import load_model
 
     fig, axes = plt.subplots(len(layouts), len(methods), figsize=(4 * len(methods), 4 * len(layouts)), squeeze=False)
+    shown = []
     for r, layout in enumerate(layouts):
         for c, method in enumerate(methods):
             ax = axes[r, c]
             draw_layout(ax, LAYOUTS[layout])
-            run_dir = runs_dir / f"{layout}__{method}__0"
-            if (run_dir / "model.zip").exists():
+            found = [runs_dir / f"{layout}__{method}__{seed}" for seed in sorted(seeds)]
+            found = [run_dir for run_dir in found if (run_dir / "model.zip").exists()]
+            title = f"{layout}: {method}"
+            if found:
+                run_dir = found[0]
+                title += f", seed {run_dir.name.rsplit('__', 1)[1]}"
+                shown.append(f"{layout} {method} seed {run_dir.name.rsplit('__', 1)[1]}")
                 _, model = load_model(run_dir)
                 for start in LAYOUTS[layout].eval_starts:
                     paths, _ = rollout_from_start(model.policy, layout, start, episodes=30)
@@ -259,10 +266,11 @@ def figure(path: Path, runs_dir: Path, layouts, methods) -> None:
                         lines = LineCollection(np.stack([xy[:-1], xy[1:]], 1), cmap="plasma", linewidths=1.2, alpha=0.7)
                         lines.set_array(np.linspace(0, 1, len(xy) - 1))
                         ax.add_collection(lines)
-            ax.set_title(f"{layout}: {method}", fontsize=10)
+            ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return ", ".join(shown) or "no run with a model"
 
 
 if __name__ == "__main__":
