@@ -226,9 +226,10 @@ def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: fl
         mine = methods["mepoly"]
         best_other, other = max(((v["entropy"], m) for m, v in methods.items() if m != "mepoly"))
         met = mine["entropy"] >= best_other and mine["success"] >= success_threshold
-        seeds = sorted({s for v in methods.values() for s in v["seeds"]})
+        same_seeds = len({tuple(v["seeds"]) for v in methods.values()}) == 1
         lines.append(f"{layout}: {'MET' if met else 'NOT MET'}: MePoly goal entropy {mine['entropy']:.2f} (success "
-                     f"{mine['success']:.2f}) vs the best other, {other}, {best_other:.2f}; seeds {seeds}")
+                     f"{mine['success']:.2f}, seeds {mine['seeds']}) vs the best other, {other}, {best_other:.2f} "
+                     f"(seeds {methods[other]['seeds']})" + ("" if same_seeds else "; the methods' seeds differ"))
     return lines
 
 

@@ -87,10 +87,11 @@ def test_summary_and_verdicts_from_records_of_another_session(tmp_path):
 def test_verdict_requires_the_success_rate_and_another_method():
     entry = lambda entropy, success: dict(seeds=[0], success=success, success_min=success, entropy=entropy, entropy_min=entropy,
                                           entropy_max=entropy, late=None, late_seeds=0)
-    summary = {("two_walls", "mepoly"): entry(0.9, 0.94), ("two_walls", "gaussian"): entry(0.0, 1.0),
+    summary = {("two_walls", "mepoly"): entry(0.9, 0.94), ("two_walls", "gaussian"): dict(entry(0.0, 1.0), seeds=[0, 1]),
                ("four_walls", "mepoly"): entry(0.5, 1.0), ("four_walls", "fpo"): entry(0.5, 1.0),
                ("three_goals", "mepoly"): entry(0.5, 1.0)}
     verdicts = smoothworld.target_verdicts(summary)
-    assert verdicts[0].startswith("four_walls: MET")  # a tie counts as highest
+    assert verdicts[0].startswith("four_walls: MET") and "seeds differ" not in verdicts[0]  # a tie counts as highest
     assert verdicts[1].startswith("two_walls: NOT MET")  # highest entropy, success below 0.95
+    assert verdicts[1].endswith("(seeds [0, 1]); the methods' seeds differ")
     assert verdicts[2].startswith("three_goals: not measured")
