@@ -17,6 +17,7 @@ from scipy import stats
 
 from _reference import bounded_params, cell_grid, features_ref, log_density_on
 from mepoly_dist import MePoly, MePolyFamily, targets
+from mepoly_dist.sampling import default_cells_per_dim, sampler_cells_per_dim
 
 ALPHA = 1e-4  # significance level of every goodness-of-fit test
 N = 10**6
@@ -153,6 +154,21 @@ def test_sum_of_narrow_bumps_order_14(family_2d_14):
     # multi-modal: at least three well separated bumps carry mass
     near = [(np.linalg.norm(x - np.asarray(c), axis=1) < 0.1).mean() for c in centers]
     assert sum(f > 1e-3 for f in near) >= 3
+
+
+def test_order_8_policy_head_from_its_coarser_first_cells():
+    # the Smooth World head (D = 2, order 8) starts from 19 cells per axis, not 33: a sharp
+    # three-direction density (+40 nats at the bumps) must still be sampled exactly, with no
+    # proposal above its cell's envelope
+    fam = MePolyFamily(2, 8, dtype=torch.float64)
+    assert sampler_cells_per_dim(2, 8) < default_cells_per_dim(2)
+    centers = [(-0.7, -0.7), (0.7, -0.7), (0.0, 0.8)]
+    lam = targets.project_energy(_bumps_log_density(centers, 0.15, 40.0), fam)
+    dist = MePoly(lam, fam)
+    x = sample(dist, N)  # an envelope violation would be a RuntimeWarning, an error here
+    check_samples_are_continuous(x, fam)
+    masses = check_goodness_of_fit(dist, x, bins=40)
+    check_log_prob_consistency(dist, x, masses, 40)
 
 
 def _interval_nodes(a, b, points):
