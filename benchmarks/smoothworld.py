@@ -15,7 +15,9 @@ Every (layout, method, seed) is one ``mepoly train`` run with the presets of ``p
 evaluation runs 100 stochastic episodes from each of the layout's fixed starts
 (``Layout.eval_starts``: the centre of four_walls, the left side of two_walls, ...) and reports
 the success rate, the goal region each episode ended in (counts) and the normalized goal entropy
-``H(goal) / log K``; ``eval_curve.csv`` (20 episodes per checkpoint) gives the steps to reach
+``H(goal) / log K``; on the single-goal layouts (tree_in_the_middle, two_slits, cshape) the
+successes' route counts past the obstacle and their route entropy (:attr:`Layout.routes`) take
+the goal entropy's place; ``eval_curve.csv`` (20 episodes per checkpoint) gives the steps to reach
 0.9 success.  The goal split of a policy drifts during training while its success stays at 1, so
 the table also gives the goal entropy of the last ``--late`` checkpoints (100 episodes each, cached
 in the run's ``checkpoint_goal_eval.csv``): their mean, min and max.  ``--report-only`` tabulates
@@ -163,18 +165,22 @@ def main(argv=None):
         if args.records:
             keep_records(run_dir, Path(args.records) / run_dir.name)
         for start in m["starts"]:
+            route = f"{start['route_counts']} ({start['route_entropy']:.2f})" if "route_counts" in start else "-"
             rows.append([layout, method, seed, tuple(start["start"]), f"{start['success_rate']:.2f}", start["goal_counts"],
-                         f"{start['goal_entropy']:.2f}", late, reach if reach is not None else "not reached", m["num_timesteps"],
-                         f"{m['train_seconds']:.0f}"])
+                         f"{start['goal_entropy']:.2f}", late, route, reach if reach is not None else "not reached",
+                         m["num_timesteps"], f"{m['train_seconds']:.0f}"])
     table = markdown_table(["layout", "method", "seed", "start", "success", "goal counts", "goal entropy / log K",
                             f"late goal entropy: mean [min, max] of the last {args.late} checkpoints",
-                            "steps to 0.9 success", "steps", "train s"], rows)
+                            "route counts (route entropy / log 2) of the successes", "steps to 0.9 success", "steps", "train s"], rows)
     summary = summarize(results, late_means)
     summary_table = markdown_table(["layout", "method", "seeds", "success: mean [min]", "goal entropy / log K: mean [min, max]",
-                                    f"late goal entropy: mean over seeds of the last-{args.late} mean"],
+                                    f"late goal entropy: mean over seeds of the last-{args.late} mean",
+                                    "route entropy: mean [min, max] (seeds)"],
                                    [[*key, len(v["seeds"]), f"{v['success']:.2f} [{v['success_min']:.2f}]",
                                      f"{v['entropy']:.2f} [{v['entropy_min']:.2f}, {v['entropy_max']:.2f}]",
-                                     "-" if v["late"] is None else f"{v['late']:.2f} ({v['late_seeds']} seeds)"]
+                                     "-" if v["late"] is None else f"{v['late']:.2f} ({v['late_seeds']} seeds)",
+                                     "-" if v["route"] is None else
+                                     f"{v['route']:.2f} [{v['route_min']:.2f}, {v['route_max']:.2f}] ({len(v['route_seeds'])})"]
                                     for key, v in summary.items()])
     verdicts = "".join(f"* {line}\n" for line in target_verdicts(summary))
     name = args.name or ("smoothworld_quick" if args.quick else "smoothworld")
@@ -196,8 +202,10 @@ def keep_records(run_dir: Path, dest: Path) -> None:
 
 def summarize(results: dict, late_means: dict | None = None) -> dict:
     """Per ``(layout, method)``, over seeds: the seeds, the mean and lowest success rate, the mean,
-    lowest and highest final goal entropy (each run's mean over its fixed starts), and the mean of the
-    runs' late goal entropies where they have one (``late_means[(layout, method, seed)]``)."""
+    lowest and highest final goal entropy (each run's mean over its fixed starts), the mean of the
+    runs' late goal entropies where they have one (``late_means[(layout, method, seed)]``), and on
+    layouts with routes the mean, lowest and highest route entropy of the runs that report one
+    (``route_seeds``; None where none does)."""
     late_means = late_means or {}
     groups: dict = {}
     for (layout, method, seed), m in sorted(results.items()):
@@ -207,9 +215,13 @@ def summarize(results: dict, late_means: dict | None = None) -> dict:
         success = np.array([m["success_rate"] for _, m in runs])
         entropy = np.array([m["goal_entropy"] for _, m in runs])
         late = [late_means[(*key, seed)] for seed, _ in runs if (*key, seed) in late_means]
+        routed = [(seed, m["route_entropy"]) for seed, m in runs if "route_entropy" in m]
+        route = np.array([h for _, h in routed])
         summary[key] = dict(seeds=[seed for seed, _ in runs], success=float(success.mean()), success_min=float(success.min()),
                             entropy=float(entropy.mean()), entropy_min=float(entropy.min()), entropy_max=float(entropy.max()),
-                            late=float(np.mean(late)) if late else None, late_seeds=len(late))
+                            late=float(np.mean(late)) if late else None, late_seeds=len(late),
+                            route=float(route.mean()) if routed else None, route_min=float(route.min()) if routed else None,
+                            route_max=float(route.max()) if routed else None, route_seeds=[seed for seed, _ in routed])
     return summary
 
 

@@ -158,6 +158,50 @@ def test_layout_validation():
     assert len(layouts.square((5, 5))) == 9
 
 
+@pytest.mark.parametrize("name", ["tree_in_the_middle", "two_slits", "cshape"])
+def test_routes_separate_the_start_from_the_goal(name):
+    # flood fill (8-connected, so corner-cutting moves count too) from the evaluation start over
+    # the cells an agent may enter: without the route cells no goal cell is reachable, and with
+    # the cells of any one route it is
+    layout = LAYOUTS[name]
+    assert len(layout.routes) == 2 and not (layout.routes[0] & layout.routes[1])
+    open_cells = {(x, y) for x in range(SIZE) for y in range(SIZE)} - layout.walls - layout.deaths
+
+    def reaches_goal(allowed):
+        start = tuple(int(v) for v in layout.eval_starts[0])
+        seen, frontier = {start}, [start]
+        while frontier:
+            x, y = frontier.pop()
+            if (x, y) in layout.goals:
+                return True
+            for dx in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    nxt = (x + dx, y + dy)
+                    if nxt in allowed and nxt not in seen:
+                        seen.add(nxt)
+                        frontier.append(nxt)
+        return False
+
+    without_routes = open_cells - layout.routes[0] - layout.routes[1]
+    assert not reaches_goal(without_routes)
+    for route in layout.routes:
+        assert reaches_goal(without_routes | route)
+
+
+def test_route_of_a_path_is_the_last_route_region_it_enters():
+    layout = LAYOUTS["tree_in_the_middle"]  # routes: 0 under the death block (rows 0..9), 1 over it (rows 15..24)
+    under = [(2.5, 12.5), (10.0, 5.0), (15.5, 5.0), (23.5, 12.5)]
+    over = [(2.5, 12.5), (10.0, 20.0), (15.5, 20.0), (23.5, 12.5)]
+    detour = [(2.5, 12.5), (14.2, 8.0), (10.0, 8.0), (10.0, 20.0), (15.5, 20.0), (23.5, 12.5)]
+    assert [layout.route_of(p) for p in (under, over, detour)] == [0, 1, 1]
+    assert layout.route_of([(2.5, 12.5), (8.0, 12.5)]) == -1
+    assert LAYOUTS["four_walls"].route_of(over) == -1 and LAYOUTS["four_walls"].routes == ()
+    with pytest.raises(ValueError, match="route 0 must be a non-empty set of free cells"):
+        Layout("bad", goals=frozenset({(1, 1)}), routes=(frozenset({(1, 1)}),))
+    with pytest.raises(ValueError, match="routes 0 and 1 share cells"):
+        Layout("bad", goals=frozenset({(1, 1)}), routes=(layouts.rectangle(3, 4, 3, 3), layouts.rectangle(4, 5, 3, 3)))
+
+
 def test_unknown_layout_lists_the_six_names():
     with pytest.raises(ValueError) as error:
         SmoothWorldEnv("spiral")

@@ -17,7 +17,7 @@ import smoothworld  # noqa: E402
 
 
 def _metrics(layout: str, method: str, seed: int, counts: list[int], episodes: int = 100) -> dict:
-    entropy = float(scipy.stats.entropy(counts) / np.log(len(counts)))  # over the goals reached
+    entropy = float(scipy.stats.entropy(counts) / np.log(len(counts))) if len(counts) > 1 else 0.0  # over the goals reached
     success = sum(counts) / episodes
     start = dict(start=[12.5, 12.5], success_rate=success, goal_counts=counts, goal_entropy=entropy, mean_length=30.0)
     return dict(env_id="mepoly/SmoothWorld-v0", layout=layout, policy=method, seed=seed, num_timesteps=1024, train_seconds=1.0,
@@ -82,6 +82,28 @@ def test_summary_and_verdicts_from_records_of_another_session(tmp_path):
     assert verdicts["three_goals"].startswith("three_goals: not measured")
     for line in verdicts.values():
         assert line in text
+
+
+def test_route_entropy_of_the_single_goal_layouts(tmp_path):
+    records, out = tmp_path / "records", tmp_path / "out"
+    routes = {0: [30, 70], 1: [100, 0], 2: [50, 50]}
+    for seed, counts in routes.items():
+        metrics = _metrics("tree_in_the_middle", "mepoly", seed, [sum(counts)])
+        h = float(scipy.stats.entropy(counts, base=2))
+        metrics["starts"][0].update(route_counts=counts, route_entropy=h)
+        metrics["route_entropy"] = h
+        run = records / f"tree_in_the_middle__mepoly__{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    (records / "tree_in_the_middle__gmm__0").mkdir()  # a run from before route counts: no route entropy
+    (records / "tree_in_the_middle__gmm__0" / "metrics.json").write_text(json.dumps(_metrics("tree_in_the_middle", "gmm", 0, [90])))
+    smoothworld.main(["--report-only", "--runs-dir", str(records), "--out", str(out), "--name", "r", "--late", "0",
+                      "--layouts", "tree_in_the_middle", "--methods", "mepoly", "gmm", "--seeds", "0", "1", "2"])
+    text = (out / "r.md").read_text()
+    h = [float(scipy.stats.entropy(c, base=2)) for c in routes.values()]  # 0.881, 0, 1
+    assert "[30, 70] (0.88)" in text and "[100, 0] (0.00)" in text and "[50, 50] (1.00)" in text
+    assert f"| {np.mean(h):.2f} [0.00, 1.00] (3) |" in text
+    assert "| tree_in_the_middle | gmm | 1 | 0.90 [0.90] | 0.00 [0.00, 0.00] | - | - |" in text
 
 
 def test_verdict_requires_the_success_rate_and_another_method():

@@ -91,6 +91,27 @@ def test_presets_follow_the_paper_bandit_settings():
     assert config.hyperparams["normalize_advantage"] is False
 
 
+class _TwoRoutePilot:
+    """A scripted SB3-like policy for tree_in_the_middle: even rows of the batch fly over the
+    death block, odd rows under it (waypoint (18.5, 19.5) or (18.5, 5.5), then the goal)."""
+
+    def predict(self, obs, deterministic=False):
+        position = np.asarray(obs, dtype=np.float64) * 12.5 + 12.5
+        waypoint = np.where((np.arange(len(position)) % 2 == 0)[:, None], [18.5, 19.5], [18.5, 5.5])
+        target = np.where(position[:, :1] < 18.0, waypoint, [23.5, 12.5])
+        step = target - position
+        return step / np.abs(step).max(1, keepdims=True), None
+
+
+def test_route_counts_of_a_scripted_two_route_policy():
+    metrics, paths = evaluation.evaluate_smooth_world_policy(_TwoRoutePilot(), "tree_in_the_middle", episodes=10, seed=3)
+    start = metrics["starts"][0]
+    assert start["success_rate"] == 1.0 and start["goal_counts"] == [10]
+    assert start["route_counts"] == [5, 5] and metrics["route_entropy"] == pytest.approx(1.0)
+    assert all(path[:, 1].max() > 15 for path in paths[0][0::2]) and all(path[:, 1].min() < 10 for path in paths[0][1::2])
+    assert "route_entropy" not in evaluation.evaluate_smooth_world_policy(_TwoRoutePilot(), "two_walls", episodes=2)[0]
+
+
 def test_goal_entropy_and_bandit_metrics_by_hand():
     assert evaluation.goal_entropy([25, 25, 25, 25]) == pytest.approx(1.0)
     assert evaluation.goal_entropy([10, 0, 0, 0]) == 0.0

@@ -162,6 +162,11 @@ def rollout_from_start(policy, layout: str, start, episodes: int = 100, seed: in
 def evaluate_smooth_world_policy(policy, layout: str, episodes: int = 100, seed: int = 0, deterministic: bool = False) -> tuple[dict, dict]:
     """Success rate, goal counts and normalized goal entropy from each of the layout's fixed starts.
 
+    On layouts with routes (:attr:`Layout.routes`: the single-goal layouts, whose goal entropy is
+    always 0) each start also gets the route counts of its successful episodes and their
+    normalized entropy ``route_entropy`` (:func:`goal_entropy` of the counts), averaged over the
+    starts like the goal entropy.
+
     Returns ``(metrics, trajectories)`` with ``trajectories[start_index]`` the list of paths.
     """
     from .envs.layouts import LAYOUTS
@@ -180,7 +185,11 @@ def evaluate_smooth_world_policy(policy, layout: str, episodes: int = 100, seed:
                 "mean_length": float(np.mean([len(t) - 1 for t in trajectories])),
             }
         )
+        if spec.routes:
+            routes = np.array([spec.route_of(path) for path, goal in zip(trajectories, goals) if goal >= 0], dtype=np.int64)
+            route_counts = np.bincount(routes[routes >= 0], minlength=len(spec.routes))
+            metrics["starts"][-1].update(route_counts=route_counts.tolist(), route_entropy=goal_entropy(route_counts))
         paths[index] = trajectories
-    metrics["success_rate"] = float(np.mean([s["success_rate"] for s in metrics["starts"]]))
-    metrics["goal_entropy"] = float(np.mean([s["goal_entropy"] for s in metrics["starts"]]))
+    for key in ("success_rate", "goal_entropy") + (("route_entropy",) if spec.routes else ()):
+        metrics[key] = float(np.mean([s[key] for s in metrics["starts"]]))
     return metrics, paths

@@ -25,6 +25,20 @@ layout                        cells                                            e
 ``three_goals`` deviates from "start at the centre": the centre cell is a death cell, so its
 evaluation start is just below the death block.
 
+The three single-goal layouts also name the **routes** past their obstacle: disjoint cell sets
+that every path from the evaluation start to the goal crosses (it cannot reach the goal without
+entering one of them).  A path's route is the last of them it enters (an early detour into the
+other one does not count); the route entropy of a
+policy (:mod:`mepoly_dist.evaluation`) is then what the goal entropy is on the other layouts.
+
+============================  ===============================================================
+layout                        routes (in order)
+============================  ===============================================================
+``tree_in_the_middle``        under the death block (columns 13..17, rows 0..9), over it (rows 15..24)
+``two_slits``                 the lower opening (column 15, rows 4..7), the upper one (rows 17..20)
+``cshape``                    under the C (columns 7..17, rows 0..6), over it (rows 18..24)
+============================  ===============================================================
+
 Goal regions are the 4-connected components of the goal cells (:func:`scipy.ndimage.label`);
 their ids ``0 .. num_goals - 1`` follow scipy's raster order over the ``[y, x]`` grid, i.e.
 by lowest row first, then by column.  For ``four_walls``: 0 bottom, 1 left, 2 right, 3 top;
@@ -72,6 +86,8 @@ class Layout:
         walls, goals, deaths: frozensets of ``(x, y)`` integer cells, ``0 <= x, y < size``.
         eval_starts: fixed start positions (world units) for evaluation fans; each must lie in
             a free cell.
+        routes: disjoint sets of free cells, one per way past the layout's obstacle (see the
+            module docstring); empty where the goal regions tell the ways apart.
         description: one line for plots and reports.
     """
 
@@ -82,6 +98,7 @@ class Layout:
     goals: Cells = frozenset()
     deaths: Cells = frozenset()
     eval_starts: tuple[tuple[float, float], ...] = ()
+    routes: tuple[Cells, ...] = ()
     description: str = ""
 
     def __post_init__(self):
@@ -97,6 +114,16 @@ class Layout:
                 raise ValueError(f"layout {self.name!r}: cells {sorted(common)[:4]} are both {a} and {b}")
         if not self.goals:
             raise ValueError(f"layout {self.name!r} has no goal cells")
+        routes = tuple(frozenset((int(x), int(y)) for x, y in route) for route in self.routes)
+        object.__setattr__(self, "routes", routes)
+        for i, route in enumerate(routes):
+            blocked = sorted(c for c in route if not (0 <= c[0] < self.size and 0 <= c[1] < self.size)
+                             or c in self.walls or c in self.goals or c in self.deaths)
+            if blocked or not route:
+                raise ValueError(f"layout {self.name!r}: route {i} must be a non-empty set of free cells, got {blocked[:4] or 'none'}")
+            for j in range(i):
+                if route & routes[j]:
+                    raise ValueError(f"layout {self.name!r}: routes {j} and {i} share cells {sorted(route & routes[j])[:4]}")
         starts = tuple((float(x), float(y)) for x, y in self.eval_starts)
         object.__setattr__(self, "eval_starts", starts)
         for start in starts:
@@ -143,6 +170,16 @@ class Layout:
         return np.stack([cx, cy], axis=1)
 
     @cached_property
+    def route_labels(self) -> np.ndarray:
+        """``(size, size)`` int64 grid indexed ``[y, x]``: the route id of each route cell, -1 elsewhere."""
+        labels = np.full((self.size, self.size), -1, dtype=np.int64)
+        for index, route in enumerate(self.routes):
+            for x, y in route:
+                labels[y, x] = index
+        labels.flags.writeable = False
+        return labels
+
+    @cached_property
     def start_cells(self) -> np.ndarray:
         """``(m, 2)`` int64 array of the free cells ``(x, y)`` (episode starts), sorted by row then column."""
         ys, xs = np.nonzero(self.cell_kinds == FREE)
@@ -167,6 +204,15 @@ class Layout:
             raise ValueError(f"position {tuple(position)} lies outside the world [0, {self.size})^2 of layout {self.name!r}")
         x, y = self.cell_of(position)
         return int(self.cell_kinds[y, x])
+
+    def route_of(self, path) -> int:
+        """The route of a path (``(T, 2)`` positions in world units): the id of the last route
+        region it enters, -1 if it enters none (or the layout has no routes)."""
+        cells = np.floor(np.asarray(path, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
+        inside = ((cells >= 0) & (cells < self.size)).all(1)
+        labels = self.route_labels[cells[inside, 1], cells[inside, 0]]
+        entered = labels[labels >= 0]
+        return int(entered[-1]) if entered.size else -1
 
     def goal_of(self, cell: tuple[int, int]) -> int:
         """The goal region id of an integer cell ``(x, y)``, -1 if it is not a goal cell."""
@@ -209,6 +255,7 @@ def _layouts(size: int = 25) -> dict[str, Layout]:
             deaths=rectangle(c + 1, c + 5, c - 2, c + 2),
             goals=rectangle(last - 1, last, c - 2, c + 2),
             eval_starts=[(2.5, c + 0.5)],
+            routes=(rectangle(c + 1, c + 5, 0, c - 3), rectangle(c + 1, c + 5, c + 3, last)),
             description="a death block between the start and the goal on the right edge",
         ),
         Layout(
@@ -217,6 +264,7 @@ def _layouts(size: int = 25) -> dict[str, Layout]:
             walls=rectangle(c + 3, c + 3, 0, last) - rectangle(c + 3, c + 3, c - 8, c - 5) - rectangle(c + 3, c + 3, c + 5, c + 8),
             goals=rectangle(last, last, 0, last),
             eval_starts=[(2.5, c + 0.5)],
+            routes=(rectangle(c + 3, c + 3, c - 8, c - 5), rectangle(c + 3, c + 3, c + 5, c + 8)),
             description="a wall with two openings before the goal column on the right edge",
         ),
         Layout(
@@ -225,6 +273,7 @@ def _layouts(size: int = 25) -> dict[str, Layout]:
             walls=rectangle(c - 5, c + 5, c - 5, c - 5) | rectangle(c - 5, c + 5, c + 5, c + 5) | rectangle(c + 5, c + 5, c - 5, c + 5),
             goals=rectangle(c - 2, c + 2, c - 2, c + 2),
             eval_starts=[(c + 7.5, c + 0.5)],
+            routes=(rectangle(c - 5, c + 5, 0, c - 6), rectangle(c - 5, c + 5, c + 6, last)),
             description="a goal inside a C-shaped wall that opens to the left; start behind its back",
         ),
     ]
