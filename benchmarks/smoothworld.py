@@ -185,9 +185,13 @@ def main(argv=None):
     verdicts = "".join(f"* {line}\n" for line in target_verdicts(summary))
     name = args.name or ("smoothworld_quick" if args.quick else "smoothworld")
     shown = figure(out / f"{name}.png", runs_dir, args.layouts, args.methods, args.seeds)
+    figure(out / f"{name}_drift.png", runs_dir, args.layouts, args.methods, args.seeds, draw=draw_drift)
     text = (header + "\n" + table + "\n## Over seeds\n\n" + summary_table
             + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts
-            + f"\n![trajectory fans]({name}.png)\n\nTrajectory fans (30 episodes per start): {shown}.\n")
+            + f"\n![trajectory fans]({name}.png)\n\nTrajectory fans (30 episodes per start): {shown}.\n"
+            + f"\n![drift fields]({name}_drift.png)\n\nDrift fields of the same models: the mean velocity E[clip(a)] of 64 "
+            "actions at each free cell (`evaluation.smooth_world_drift`). An arrow of length 1 (yellow) is a nearly "
+            "deterministic action; a short dark one, a diffuse density or modes that cancel. Circles: the fixed starts.\n")
     (out / f"{name}.md").write_text(text)
     print(text)
 
@@ -245,18 +249,39 @@ def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: fl
     return lines
 
 
-def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,)) -> str:
-    """Trajectory fans (re-rolled from the saved models, 30 episodes per start) of the lowest of
-    ``seeds`` whose run has a model, per panel; returns which seed each panel shows."""
+def draw_fans(ax, policy, layout: str) -> None:
+    """Trajectory fans: 30 episodes re-rolled from each of the layout's fixed starts."""
+    from mepoly_dist.envs.layouts import LAYOUTS
+    from mepoly_dist.evaluation import rollout_from_start
+    from mepoly_dist.plotting import draw_trajectories
+
+    for start in LAYOUTS[layout].eval_starts:
+        paths, _ = rollout_from_start(policy, layout, start, episodes=30)
+        draw_trajectories(ax, paths, linewidth=1.2, ends=False)
+
+
+def draw_drift(ax, policy, layout: str) -> None:
+    """The drift field :math:`E[clip(a)]` at every free cell (64 actions each), with the fixed starts."""
+    from mepoly_dist.envs.layouts import LAYOUTS
+    from mepoly_dist.evaluation import smooth_world_drift
+    from mepoly_dist.plotting import draw_drift_field
+
+    draw_drift_field(ax, smooth_world_drift(policy, layout))
+    for x, y in LAYOUTS[layout].eval_starts:
+        ax.plot(x, y, marker="o", markersize=7, markerfacecolor="white", markeredgecolor="black")
+
+
+def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,), draw=draw_fans) -> str:
+    """A layouts x methods grid of panels, each ``draw(ax, policy, layout)`` for the saved model of
+    the lowest of ``seeds`` whose run has one (trajectory fans by default, :func:`draw_drift` for the
+    drift fields); returns which seed each panel shows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
 
     from mepoly_dist.envs.layouts import LAYOUTS
     from mepoly_dist.envs.smooth_world import draw_layout
-    from mepoly_dist.evaluation import rollout_from_start
     from mepoly_dist.train import load_model
 
     fig, axes = plt.subplots(len(layouts), len(methods), figsize=(4 * len(methods), 4 * len(layouts)), squeeze=False)
@@ -273,12 +298,7 @@ def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,)) -> str:
                 title += f", seed {run_dir.name.rsplit('__', 1)[1]}"
                 shown.append(f"{layout} {method} seed {run_dir.name.rsplit('__', 1)[1]}")
                 _, model = load_model(run_dir)
-                for start in LAYOUTS[layout].eval_starts:
-                    paths, _ = rollout_from_start(model.policy, layout, start, episodes=30)
-                    for xy in paths:
-                        lines = LineCollection(np.stack([xy[:-1], xy[1:]], 1), cmap="plasma", linewidths=1.2, alpha=0.7)
-                        lines.set_array(np.linspace(0, 1, len(xy) - 1))
-                        ax.add_collection(lines)
+                draw(ax, model.policy, layout)
             ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -117,3 +117,23 @@ def test_verdict_requires_the_success_rate_and_another_method():
     assert verdicts[1].startswith("two_walls: NOT MET")  # highest entropy, success below 0.95
     assert verdicts[1].endswith("(seeds [0, 1]); the methods' seeds differ")
     assert verdicts[2].startswith("three_goals: not measured")
+
+
+def test_figures_of_a_run_with_a_model(tmp_path):
+    """A finished run with a saved model gets its panel in both figures, the trajectory fans and
+    the drift field (a tiny MePoly, 1024 steps); a panel without a model stays empty."""
+    from mepoly_dist.cli import main as mepoly
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    mepoly(["train", "two_walls", "--steps", "1024", "--n-envs", "32", "--hp", "n_steps=32", "n_epochs=1",
+            "--policy-kwargs", "order=4", "--seed", "0", "--out", str(runs / "two_walls__mepoly__0"), "--no-progress-bar"])
+    smoothworld.main(["--report-only", "--runs-dir", str(runs), "--out", str(out), "--name", "m", "--late", "0",
+                      "--layouts", "two_walls", "--methods", "mepoly", "--seeds", "0"])
+    text = (out / "m.md").read_text()
+    assert (out / "m.png").exists() and (out / "m_drift.png").exists()
+    assert "Trajectory fans (30 episodes per start): two_walls mepoly seed 0." in text and "![drift fields](m_drift.png)" in text
+
+    drawn = []
+    shown = smoothworld.figure(tmp_path / "f.png", runs, ["two_walls"], ["mepoly", "gmm"], [0, 1],
+                               draw=lambda ax, policy, layout: drawn.append((type(policy).__name__, layout)))
+    assert drawn == [("MePolyActorCriticPolicy", "two_walls")] and shown == "two_walls mepoly seed 0"

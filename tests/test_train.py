@@ -112,6 +112,52 @@ def test_route_counts_of_a_scripted_two_route_policy():
     assert "route_entropy" not in evaluation.evaluate_smooth_world_policy(_TwoRoutePilot(), "two_walls", episodes=2)[0]
 
 
+class _EchoPilot:
+    """A deterministic SB3-like policy whose action is twice its observation."""
+
+    def predict(self, obs, deterministic=False):
+        return 2.0 * np.asarray(obs, dtype=np.float64), None
+
+
+class _CoinPilot:
+    """Full speed right with probability 1/4, left otherwise (torch's RNG): drift (-0.5, 0)."""
+
+    def predict(self, obs, deterministic=False):
+        import torch
+
+        right = (torch.rand(len(obs)) < 0.25).numpy()
+        return np.stack([np.where(right, 1.0, -1.0), np.zeros(len(obs))], axis=1), None
+
+
+def test_drift_field_at_the_free_cell_centres():
+    from mepoly_dist.envs.layouts import FREE, LAYOUTS
+
+    layout = LAYOUTS["three_goals"]
+    field = evaluation.smooth_world_drift(_EchoPilot(), "three_goals", samples=3)
+    positions = field["positions"]
+    cells = np.floor(positions).astype(int)
+    assert len(positions) == np.count_nonzero(layout.cell_kinds == FREE)
+    assert (layout.cell_kinds[cells[:, 1], cells[:, 0]] == FREE).all() and np.allclose(positions - cells, 0.5)
+    # observations scale the world [0, 25]^2 onto [-1, 1]^2; the kinematics clip the actions
+    expected = np.clip(2.0 * (positions - 12.5) / 12.5, -1.0, 1.0)
+    np.testing.assert_allclose(field["drift"], expected, atol=1e-6)
+    np.testing.assert_allclose(field["speed"], np.hypot(*expected.T), atol=1e-6)
+
+    import torch
+
+    torch.manual_seed(5)
+    expected_rng = torch.rand(2)
+    torch.manual_seed(5)
+    coin = evaluation.smooth_world_drift(_CoinPilot(), "four_walls", samples=200, seed=1)
+    assert torch.equal(torch.rand(2), expected_rng)  # the caller's RNG is left alone
+    # 200 draws per cell: the per-cell mean has std sqrt(3)/20 = 0.087; the mean over 600 cells 0.0035
+    assert coin["drift"][:, 0].mean() == pytest.approx(-0.5, abs=0.02) and np.all(coin["drift"][:, 1] == 0.0)
+    assert np.abs(coin["drift"][:, 0] + 0.5).max() < 6 * 0.087
+    np.testing.assert_array_equal(evaluation.smooth_world_drift(_CoinPilot(), "four_walls", samples=200, seed=1)["drift"], coin["drift"])
+    with pytest.raises(ValueError, match="samples must be a positive integer"):
+        evaluation.smooth_world_drift(_EchoPilot(), "four_walls", samples=0)
+
+
 def test_goal_entropy_and_bandit_metrics_by_hand():
     assert evaluation.goal_entropy([25, 25, 25, 25]) == pytest.approx(1.0)
     assert evaluation.goal_entropy([10, 0, 0, 0]) == 0.0

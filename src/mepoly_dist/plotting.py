@@ -1,13 +1,13 @@
 """Figures a person wants to look at: a policy's action density beside its target (exact
 for MePoly, a histogram for other policies), Smooth World trajectory fans from the fixed
-starts over the layout, and learning curves."""
+starts over the layout and drift fields over the whole world, and learning curves."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["density_grid", "plot_density_comparison", "plot_policy_density", "plot_trajectory_fan", "plot_learning_curves"]
+__all__ = ["density_grid", "plot_density_comparison", "plot_policy_density", "draw_trajectories", "plot_trajectory_fan", "draw_drift_field", "plot_learning_curves"]
 
 
 def density_grid(dist, resolution: int = 200) -> np.ndarray:
@@ -95,22 +95,29 @@ def plot_policy_density(path, policy, points, alpha: float, samples, title: str 
     plot_density_comparison(path, dist, lambda x: boltzmann_log_density(x, points, alpha), points, samples[:20000], title=title)
 
 
-def plot_trajectory_fan(path, layout, trajectories_by_start: dict, title: str = "", max_paths: int = 50):
-    """Smooth World: the layout with up to ``max_paths`` trajectories per fixed start (colour = time)."""
+def draw_trajectories(ax, trajectories, linewidth: float = 1.5, ends: bool = True):
+    """Draw Smooth World paths (``(T + 1, 2)`` position arrays) on ``ax``, coloured by time
+    (plasma: dark at the start), with an ``x`` at each end when ``ends``."""
     from matplotlib.collections import LineCollection
 
+    for path_xy in trajectories:
+        segments = np.stack([path_xy[:-1], path_xy[1:]], axis=1)
+        lines = LineCollection(segments, cmap="plasma", linewidths=linewidth, alpha=0.7)
+        lines.set_array(np.linspace(0, 1, len(segments)))
+        ax.add_collection(lines)
+        if ends:
+            ax.plot(*path_xy[-1], marker="x", color="black", markersize=4)
+
+
+def plot_trajectory_fan(path, layout, trajectories_by_start: dict, title: str = "", max_paths: int = 50):
+    """Smooth World: the layout with up to ``max_paths`` trajectories per fixed start (colour = time)."""
     from .envs.smooth_world import draw_layout
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     draw_layout(ax, layout)
     for trajectories in trajectories_by_start.values():
-        for path_xy in trajectories[:max_paths]:
-            segments = np.stack([path_xy[:-1], path_xy[1:]], axis=1)
-            lines = LineCollection(segments, cmap="plasma", linewidths=1.5, alpha=0.7)
-            lines.set_array(np.linspace(0, 1, len(segments)))
-            ax.add_collection(lines)
-            ax.plot(*path_xy[-1], marker="x", color="black", markersize=4)
+        draw_trajectories(ax, trajectories[:max_paths])
         if trajectories:
             ax.plot(*trajectories[0][0], marker="o", markersize=9, markerfacecolor="white", markeredgecolor="black")
     if title:
@@ -118,6 +125,19 @@ def plot_trajectory_fan(path, layout, trajectories_by_start: dict, title: str = 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def draw_drift_field(ax, field: dict, colorbar: bool = False):
+    """Draw a Smooth World drift field (:func:`mepoly_dist.evaluation.smooth_world_drift`) on
+    ``ax`` (a layout drawn by :func:`~mepoly_dist.envs.smooth_world.draw_layout`): one arrow per
+    free cell, an arrow of length 1 (full speed in one direction) spanning 0.9 cells, coloured by
+    that length on a fixed 0-1 scale so that panels compare.  Returns the quiver."""
+    positions, drift = field["positions"], field["drift"]
+    quiver = ax.quiver(positions[:, 0], positions[:, 1], drift[:, 0], drift[:, 1], field["speed"], cmap="viridis",
+                       clim=(0.0, 1.0), angles="xy", scale_units="xy", scale=1 / 0.9, width=0.004, pivot="mid")
+    if colorbar:
+        ax.figure.colorbar(quiver, ax=ax, fraction=0.046, pad=0.02, label="drift length |E clip(a)|")
+    return quiver
 
 
 def plot_learning_curves(path, curves: dict, ylabel: str = "episode reward", title: str = ""):
