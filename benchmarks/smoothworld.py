@@ -185,13 +185,14 @@ def main(argv=None):
     verdicts = "".join(f"* {line}\n" for line in target_verdicts(summary))
     name = args.name or ("smoothworld_quick" if args.quick else "smoothworld")
     shown = figure(out / f"{name}.png", runs_dir, args.layouts, args.methods, args.seeds)
-    figure(out / f"{name}_drift.png", runs_dir, args.layouts, args.methods, args.seeds, draw=draw_drift)
+    drifts = figure(out / f"{name}_drift.png", runs_dir, args.layouts, args.methods, args.seeds, draw=draw_drift)
     text = (header + "\n" + table + "\n## Over seeds\n\n" + summary_table
             + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts
             + f"\n![trajectory fans]({name}.png)\n\nTrajectory fans (30 episodes per start): {shown}.\n"
             + f"\n![drift fields]({name}_drift.png)\n\nDrift fields of the same models: the mean velocity E[clip(a)] of 64 "
             "actions at each free cell (`evaluation.smooth_world_drift`). An arrow of length 1 (yellow) is a nearly "
-            "deterministic action; a short dark one, a diffuse density or modes that cancel. Circles: the fixed starts.\n")
+            "deterministic action; a short dark one, a diffuse density or modes that cancel. Circles: the fixed starts. "
+            f"Panels: {drifts}.\n")
     (out / f"{name}.md").write_text(text)
     print(text)
 
@@ -260,21 +261,25 @@ def draw_fans(ax, policy, layout: str) -> None:
         draw_trajectories(ax, paths, linewidth=1.2, ends=False)
 
 
-def draw_drift(ax, policy, layout: str) -> None:
-    """The drift field :math:`E[clip(a)]` at every free cell (64 actions each), with the fixed starts."""
+def draw_drift(ax, policy, layout: str) -> str:
+    """The drift field :math:`E[clip(a)]` at every free cell (64 actions each), with the fixed
+    starts; returns its mean length over the free cells for the panel's title."""
     from mepoly_dist.envs.layouts import LAYOUTS
     from mepoly_dist.evaluation import smooth_world_drift
     from mepoly_dist.plotting import draw_drift_field
 
-    draw_drift_field(ax, smooth_world_drift(policy, layout))
+    field = smooth_world_drift(policy, layout)
+    draw_drift_field(ax, field)
     for x, y in LAYOUTS[layout].eval_starts:
         ax.plot(x, y, marker="o", markersize=7, markerfacecolor="white", markeredgecolor="black")
+    return f"mean |drift| {field['speed'].mean():.2f}"
 
 
 def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,), draw=draw_fans) -> str:
     """A layouts x methods grid of panels, each ``draw(ax, policy, layout)`` for the saved model of
     the lowest of ``seeds`` whose run has one (trajectory fans by default, :func:`draw_drift` for the
-    drift fields); returns which seed each panel shows."""
+    drift fields); a string ``draw`` returns is added to the panel's title and to the returned
+    list of which seed each panel shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -295,10 +300,11 @@ def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,), draw=draw_f
             title = f"{layout}: {method}"
             if found:
                 run_dir = found[0]
-                title += f", seed {run_dir.name.rsplit('__', 1)[1]}"
-                shown.append(f"{layout} {method} seed {run_dir.name.rsplit('__', 1)[1]}")
+                seed = run_dir.name.rsplit("__", 1)[1]
                 _, model = load_model(run_dir)
-                draw(ax, model.policy, layout)
+                note = draw(ax, model.policy, layout)
+                title += f", seed {seed}" + (f"\n{note}" if note else "")
+                shown.append(f"{layout} {method} seed {seed}" + (f" ({note})" if note else ""))
             ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
