@@ -190,8 +190,9 @@ def main(argv=None):
             + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts
             + f"\n![trajectory fans]({name}.png)\n\nTrajectory fans (30 episodes per start): {shown}.\n"
             + f"\n![drift fields]({name}_drift.png)\n\nDrift fields of the same models: the mean velocity E[clip(a)] of 64 "
-            "actions at each free cell (`evaluation.smooth_world_drift`). An arrow of length 1 (yellow) is a nearly "
-            "deterministic action; a short dark one, a diffuse density or modes that cancel. Circles: the fixed starts. "
+            "actions at each free cell (`evaluation.smooth_world_drift`; the clip acts per axis, so full speed is 1 along "
+            "an axis and sqrt 2 = 1.41 on a diagonal). A long yellow arrow is a nearly deterministic action; a short dark "
+            "one, a diffuse density or modes that cancel. Circles: the fixed starts. "
             f"Panels: {drifts}.\n")
     (out / f"{name}.md").write_text(text)
     print(text)

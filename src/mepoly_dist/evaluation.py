@@ -15,7 +15,8 @@ ends in (counts), and the normalized goal entropy :math:`H(\text{goal}) / \log K
 layout's ``K`` goal regions (1 = all goals used equally); and over the whole world, the policy's
 drift field :math:`\mathbb{E}_{a \sim \pi(\cdot|s)}[\operatorname{clip}(a, -1, 1)]` at every free
 cell (``smooth_world_drift``): the mean velocity that the kinematics integrate, whose length
-tells a decisive policy (near 1) from a diffuse or evenly split one (near 0).
+tells a decisive policy (up to 1 along an axis, :math:`\sqrt 2` on a diagonal) from a diffuse or
+evenly split one (near 0).
 """
 
 from __future__ import annotations
@@ -206,8 +207,9 @@ def smooth_world_drift(policy, layout: str, samples: int = 64, seed: int = 0) ->
 
     The kinematics :math:`p' = p + \operatorname{clip}(a, -1, 1)\, v_{\max} \Delta t` move an agent
     by this drift plus zero-mean noise, so the field shows where the policy sends agents and
-    how decisively: a length near 1 is a nearly deterministic action; near 0, a diffuse density or
-    modes that cancel.  Works with any SB3-like ``policy.predict`` (MePoly, GMM, FPO, Gaussian).
+    how decisively: the clip acts per axis, so a nearly deterministic action has length 1 along an
+    axis and up to :math:`\sqrt 2` on a diagonal; a length near 0 is a diffuse density or modes that
+    cancel.  Works with any SB3-like ``policy.predict`` (MePoly, GMM, FPO, Gaussian).
     The observations come from the environment itself (:class:`SmoothWorldCore` started at the
     cell centres), and torch's RNG is forked as in :func:`rollout_from_start`.
 

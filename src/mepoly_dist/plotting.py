@@ -128,13 +128,14 @@ def plot_trajectory_fan(path, layout, trajectories_by_start: dict, title: str = 
 
 
 def draw_drift_field(ax, field: dict, colorbar: bool = False):
-    """Draw a Smooth World drift field (:func:`mepoly_dist.evaluation.smooth_world_drift`) on
+    r"""Draw a Smooth World drift field (:func:`mepoly_dist.evaluation.smooth_world_drift`) on
     ``ax`` (a layout drawn by :func:`~mepoly_dist.envs.smooth_world.draw_layout`): one arrow per
-    free cell, an arrow of length 1 (full speed in one direction) spanning 0.9 cells, coloured by
-    that length on a fixed 0-1 scale so that panels compare.  Returns the quiver."""
+    free cell, the longest possible drift (full speed on both axes, length :math:`\sqrt 2`)
+    spanning 0.9 cells, coloured by the length on a fixed :math:`[0, \sqrt 2]` scale so that panels
+    compare.  Returns the quiver."""
     positions, drift = field["positions"], field["drift"]
     quiver = ax.quiver(positions[:, 0], positions[:, 1], drift[:, 0], drift[:, 1], field["speed"], cmap="viridis",
-                       clim=(0.0, 1.0), angles="xy", scale_units="xy", scale=1 / 0.9, width=0.004, pivot="mid")
+                       clim=(0.0, np.sqrt(2.0)), angles="xy", scale_units="xy", scale=np.sqrt(2.0) / 0.9, width=0.004, pivot="mid")
     if colorbar:
         ax.figure.colorbar(quiver, ax=ax, fraction=0.046, pad=0.02, label="drift length |E clip(a)|")
     return quiver
