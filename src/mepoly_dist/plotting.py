@@ -127,7 +127,7 @@ def plot_trajectory_fan(path, layout, trajectories_by_start: dict, title: str = 
     plt.close(fig)
 
 
-def draw_drift_field(ax, field: dict, colorbar: bool = False):
+def draw_drift_field(ax, field: dict):
     r"""Draw a Smooth World drift field (:func:`mepoly_dist.evaluation.smooth_world_drift`) on
     ``ax`` (a layout drawn by :func:`~mepoly_dist.envs.smooth_world.draw_layout`): one arrow per
     free cell, the longest possible drift (full speed on both axes, length :math:`\sqrt 2`)
@@ -136,8 +136,6 @@ def draw_drift_field(ax, field: dict, colorbar: bool = False):
     positions, drift = field["positions"], field["drift"]
     quiver = ax.quiver(positions[:, 0], positions[:, 1], drift[:, 0], drift[:, 1], field["speed"], cmap="viridis",
                        clim=(0.0, np.sqrt(2.0)), angles="xy", scale_units="xy", scale=np.sqrt(2.0) / 0.9, width=0.004, pivot="mid")
-    if colorbar:
-        ax.figure.colorbar(quiver, ax=ax, fraction=0.046, pad=0.02, label="drift length |E clip(a)|")
     return quiver
 
 
