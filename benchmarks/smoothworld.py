@@ -5,6 +5,7 @@ Usage (from the repository root)::
 
     python benchmarks/smoothworld.py [--layouts four_walls two_walls] [--methods mepoly gaussian]
                                      [--seeds 0 1 2] [--steps N] [--workers 2] [--quick]
+                                     [--hp KEY=VALUE ...] [--policy-kwargs KEY=VALUE ...]
                                      [--backend local|ray [--address ADDR]] [--reuse] [--report-only]
                                      [--late K]
 
@@ -116,6 +117,8 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="environment steps per run (default: the preset's)")
     parser.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides for every run")
+    parser.add_argument("--policy-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="policy_kwargs overrides for every run (order=12 for MePoly, n_components=8 for GMM, ...)")
     parser.add_argument("--maxent", action="store_true",
                         help="train the PPO-based methods with MaxEntPPO (ent_coef * entropy in the returns); FPO keeps its trainer")
     add_backend_arguments(parser)
@@ -136,6 +139,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     header = results_header("Smooth World benchmark: PPO on the paper's navigation layouts (section 5.1)", args.seeds,
                             extra=f"* hyperparameter overrides: {args.hp or 'none (presets)'}"
+                            + f"\n* policy_kwargs overrides: {args.policy_kwargs or 'none (presets)'}"
                             + ("\n* algorithm: MaxEntPPO for the PPO-based methods (entropy in the returns)" if args.maxent else ""))
     jobs, results = {}, {}
     for key in [(l, m, s) for l in args.layouts for m in args.methods for s in args.seeds]:
@@ -145,7 +149,7 @@ def main(argv=None):
             results[key] = finished
         elif not args.report_only:
             algo = "maxent_ppo" if args.maxent and not key[1].startswith("fpo") else None
-            jobs[key] = (train_run, (*key, str(run_dir), args.steps, args.hp, (), algo))
+            jobs[key] = (train_run, (*key, str(run_dir), args.steps, args.hp, args.policy_kwargs, algo))
 
     def report(key, m):
         print(f"{key}: success {m['success_rate']:.2f}  goal entropy {m['goal_entropy']:.2f}  "

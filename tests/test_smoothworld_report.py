@@ -139,3 +139,26 @@ def test_figures_of_a_run_with_a_model(tmp_path):
     shown = smoothworld.figure(tmp_path / "f.png", runs, ["two_walls"], ["mepoly", "gmm"], [0, 1],
                                draw=lambda ax, policy, layout: drawn.append((type(policy).__name__, layout)))
     assert drawn == [("MePolyActorCriticPolicy", "two_walls")] and shown == "two_walls mepoly seed 0"
+
+
+def test_policy_kwargs_and_hp_overrides_reach_every_run(tmp_path, monkeypatch):
+    # the sweep's overrides are what each training job gets, and the report header says so
+    captured = {}
+
+    def fake_run_parallel(jobs, workers, report, backend, address):
+        captured.update(jobs)
+        return {key: _metrics(*key, counts=[60, 40]) for key in jobs}
+
+    monkeypatch.setattr(smoothworld, "run_parallel", fake_run_parallel)
+    out = tmp_path / "out"
+    smoothworld.main(["--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--name", "o", "--late", "0",
+                      "--layouts", "two_walls", "--methods", "mepoly", "--seeds", "0", "1",
+                      "--policy-kwargs", "order=4", "--hp", "ent_coef=0.2"])
+    assert sorted(captured) == [("two_walls", "mepoly", 0), ("two_walls", "mepoly", 1)]
+    for key, (function, args) in captured.items():
+        assert function is smoothworld.train_run
+        _layout, _method, _seed, run_dir, _steps, hp, policy_kwargs, _algo = args
+        assert run_dir.endswith("__".join(map(str, key)))
+        assert list(hp) == ["ent_coef=0.2"] and list(policy_kwargs) == ["order=4"]
+    text = (out / "o.md").read_text()
+    assert "policy_kwargs overrides: ['order=4']" in text and "hyperparameter overrides: ['ent_coef=0.2']" in text
