@@ -32,7 +32,8 @@ success rate of at least 0.95.
 ``--records DIR`` keeps each run's small text records (``metrics.json``, ``eval_curve.csv``,
 ``checkpoint_goal_eval.csv``, ``config.yml``, ``timing.json``; no models) in ``DIR/<run>/``.  A
 records directory is itself a valid ``--runs-dir`` for ``--report-only`` (the late goal entropy then
-comes from the cached checkpoint evaluations, and the figure leaves runs without a model empty), so
+comes from the cached checkpoint evaluations, the figures leave runs without a model empty, and with no
+model at all no figure is written), so
 runs made in different sessions or on different machines are tabulated together.
 """
 
@@ -190,14 +191,15 @@ def main(argv=None):
     name = args.name or ("smoothworld_quick" if args.quick else "smoothworld")
     shown = figure(out / f"{name}.png", runs_dir, args.layouts, args.methods, args.seeds)
     drifts = figure(out / f"{name}_drift.png", runs_dir, args.layouts, args.methods, args.seeds, draw=draw_drift)
+    figures = ("\nNo figures: none of these runs has a saved model (the report is made from their records).\n" if shown is None else
+               f"\n![trajectory fans]({name}.png)\n\nTrajectory fans (30 episodes per start): {shown}.\n"
+               + f"\n![drift fields]({name}_drift.png)\n\nDrift fields of the same models: the mean velocity E[clip(a)] of 64 "
+               "actions at each free cell (`evaluation.smooth_world_drift`; the clip acts per axis, so full speed is 1 along "
+               "an axis and sqrt 2 = 1.41 on a diagonal). A long yellow arrow is a nearly deterministic action; a short dark "
+               "one, a diffuse density or modes that cancel. Circles: the fixed starts. "
+               f"Panels: {drifts}.\n")
     text = (header + "\n" + table + "\n## Over seeds\n\n" + summary_table
-            + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts
-            + f"\n![trajectory fans]({name}.png)\n\nTrajectory fans (30 episodes per start): {shown}.\n"
-            + f"\n![drift fields]({name}_drift.png)\n\nDrift fields of the same models: the mean velocity E[clip(a)] of 64 "
-            "actions at each free cell (`evaluation.smooth_world_drift`; the clip acts per axis, so full speed is 1 along "
-            "an axis and sqrt 2 = 1.41 on a diagonal). A long yellow arrow is a nearly deterministic action; a short dark "
-            "one, a diffuse density or modes that cancel. Circles: the fixed starts. "
-            f"Panels: {drifts}.\n")
+            + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts + figures)
     (out / f"{name}.md").write_text(text)
     print(text)
 
@@ -280,11 +282,15 @@ def draw_drift(ax, policy, layout: str) -> str:
     return f"mean |drift| {field['speed'].mean():.2f}"
 
 
-def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,), draw=draw_fans) -> str:
+def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,), draw=draw_fans) -> str | None:
     """A layouts x methods grid of panels, each ``draw(ax, policy, layout)`` for the saved model of
     the lowest of ``seeds`` whose run has one (trajectory fans by default, :func:`draw_drift` for the
     drift fields); a string ``draw`` returns is added to the panel's title and to the returned
-    list of which seed each panel shows."""
+    list of which seed each panel shows.  None, and no file, when no run has a model (a report
+    from records only): a grid of bare layouts is not a measurement."""
+    if not any((runs_dir / f"{layout}__{method}__{seed}" / "model.zip").exists()
+               for layout in layouts for method in methods for seed in seeds):
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -314,7 +320,7 @@ def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,), draw=draw_f
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return ", ".join(shown) or "no run with a model"
+    return ", ".join(shown)
 
 
 if __name__ == "__main__":
