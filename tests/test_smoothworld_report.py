@@ -163,3 +163,49 @@ def test_policy_kwargs_and_hp_overrides_reach_every_run(tmp_path, monkeypatch):
         assert list(hp) == ["ent_coef=0.2"] and list(policy_kwargs) == ["order=4"]
     text = (out / "o.md").read_text()
     assert "policy_kwargs overrides: ['order=4']" in text and "hyperparameter overrides: ['ent_coef=0.2']" in text
+
+
+def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its_best_variant(tmp_path):
+    """benchmarks/smoothworld_sweep.py: variants from separate records directories side by side; the
+    settings column comes from each run's config.yml (not from the label), a variant whose seeds
+    differ says so, and the verdict compares each family's best variant that passes the success bar."""
+    import yaml
+
+    import smoothworld_sweep
+
+    def config(run: Path, order=None, n_components=None, ent_coef=0.3):
+        kwargs = {"net_arch": {"pi": [64, 64]}} | ({"order": order} if order else {}) | (
+            {"n_components": n_components} if n_components else {})
+        (run / "config.yml").write_text(yaml.safe_dump(dict(algo="ppo", n_timesteps=1500000, policy_kwargs=kwargs,
+                                                            hyperparams=dict(ent_coef=ent_coef))))
+
+    layout = "three_goals"
+    variants = {  # label -> (method, dir, {seed: goal counts}, policy settings per seed)
+        "low order": ("mepoly", "order4", {0: [50, 50, 0], 1: [60, 40, 0]}, {0: dict(order=4), 1: dict(order=4)}),
+        "high order": ("mepoly", "order14", {0: [34, 33, 33], 1: [30, 30, 20]}, {0: dict(order=14), 1: dict(order=14)}),
+        "mixture": ("gmm", "k4", {0: [70, 30, 0], 1: [100, 0, 0]}, {0: dict(n_components=4), 1: dict(n_components=8)}),
+    }
+    args, metrics = [], {}
+    for label, (method, name, counts, settings) in variants.items():
+        for seed, c in counts.items():
+            metrics[(label, seed)] = _write_record(tmp_path / name, layout, method, seed, c, [0.4, 0.5])
+            config(tmp_path / name / f"{layout}__{method}__{seed}", **settings[seed])
+        args += ["--variant", label, method, str(tmp_path / name)]
+    out = tmp_path / "out"
+    smoothworld_sweep.main(args + ["--layouts", layout, "--seeds", "0", "1", "2", "--late", "2", "--out", str(out), "--name", "s"])
+    text = (out / "s.md").read_text()
+    assert (out / "s.png").exists()
+    assert "| three_goals | low order | mepoly | order=4; ent_coef=0.3; ppo; 1,500,000 steps |" in text
+    assert "n_components=4; ent_coef=0.3; ppo; 1,500,000 steps / n_components=8; " in text and "settings differ between seeds" in text
+    assert text.count("(no run for seeds [2])") == 3
+    h = {key: m["goal_entropy"] for key, m in metrics.items()}
+    assert f"0: {h[('low order', 0)]:.2f}, 1: {h[('low order', 1)]:.2f} (no run" in text
+    assert f"| {np.mean([h[('mixture', 0)], h[('mixture', 1)]]):.2f} | 0.45 (2) |" in text  # late: mean of [0.4, 0.5] per seed
+    # 'high order' has the higher entropy but mean success (1.00 + 0.80) / 2 < 0.95: the best MePoly variant is 'low order'
+    line = smoothworld_sweep.family_verdicts(smoothworld_sweep.collect(
+        [(label, m, str(tmp_path / d)) for label, (m, d, _, _) in variants.items()], [layout], [0, 1], 0), [layout])[0]
+    mine, rival = np.mean([h[("low order", s)] for s in (0, 1)]), np.mean([h[("mixture", s)] for s in (0, 1)])
+    assert line.startswith("three_goals: MePoly highest: best MePoly variant 'low order'") and f"{mine:.2f}" in line
+    assert f"'mixture', {rival:.2f}" in line and line in text
+    with pytest.raises(SystemExit):  # labels must be distinct
+        smoothworld_sweep.main(["--variant", "a", "gmm", str(tmp_path / "k4"), "--variant", "a", "gmm", str(tmp_path / "k4")])

@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+r"""One table for a configuration sweep on Smooth World, made from finished runs or their records.
+
+Usage (from the repository root)::
+
+    python benchmarks/smoothworld_sweep.py --layouts three_goals --seeds 0 1 2 [--late 4] [--name NAME] \
+        --variant "MePoly, order 8 (preset)" mepoly benchmarks/results/smoothworld_runs \
+        --variant "MePoly, order 4" mepoly benchmarks/results/smoothworld_runs_order4 \
+        --variant "PPO-GMM, K = 8" gmm benchmarks/results/smoothworld_runs_gmmk8 ...
+
+:mod:`smoothworld` (``benchmarks/smoothworld.py``) trains and tabulates one configuration per call
+(``--hp`` / ``--policy-kwargs`` apply to every run), each into its own runs or records directory.
+A sweep (entropy coefficient, polynomial order, number of mixture components, budget) is several
+such directories; this script puts them side by side.  Each ``--variant LABEL METHOD DIR`` is the
+runs ``DIR/<layout>__<METHOD>__<seed>`` of the requested seeds.  The configuration column is read
+from each run's own ``config.yml`` (the policy_kwargs, entropy coefficient and steps it was trained
+with), so a label cannot claim a setting its runs did not have; a variant whose seeds were trained
+with different settings is reported as such.
+
+Per (layout, variant): the final goal entropy ``H(goal) / log K`` of each seed (100 episodes from
+the layout's fixed starts), their mean, the mean of each run's late goal entropy (its last ``--late``
+checkpoints, :func:`smoothworld.late_goal_entropy`), the success rate and the steps to 0.9 success.
+The verdict line per layout compares each family's best configuration (the highest mean goal
+entropy among its variants with a mean success of at least 0.95): MePoly's against the best of the
+other methods, so that every method is credited with its best setting of the sweep.  Writes
+``OUT/NAME.md`` and ``OUT/NAME.png`` (per-seed goal entropies by variant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import load_finished, markdown_table, results_header  # noqa: E402
+from smoothworld import TARGET_SUCCESS, late_goal_entropy, steps_to_success, summarize  # noqa: E402
+
+
+def run_setting(run_dir: Path) -> str:
+    """The training settings a run's ``config.yml`` records that a sweep varies: its policy_kwargs
+    (without the network architecture), entropy coefficient, algorithm and steps."""
+    path = run_dir / "config.yml"
+    if not path.exists():
+        return "no config.yml"
+    config = yaml.safe_load(path.read_text())
+    kwargs = {k: v for k, v in (config.get("policy_kwargs") or {}).items() if k not in ("net_arch", "activation_fn")}
+    hyper = config.get("hyperparams") or {}
+    parts = [", ".join(f"{k}={v}" for k, v in sorted(kwargs.items())) or "default policy_kwargs",
+             f"ent_coef={hyper.get('ent_coef', 'default')}", f"{config.get('algo', 'ppo')}",
+             f"{config.get('n_timesteps', '?'):,} steps" if isinstance(config.get("n_timesteps"), int) else "? steps"]
+    return "; ".join(parts)
+
+
+def collect(variants, layouts, seeds, late: int):
+    """Per (layout, label): the finished runs' metrics by seed, their late goal entropies, their
+    settings (the distinct :func:`run_setting` strings), steps to 0.9 success and training seconds,
+    and the seeds without a finished run."""
+    found = {}
+    for layout in layouts:
+        for label, method, runs_dir in variants:
+            entry = dict(method=method, metrics={}, late={}, settings=[], reach={}, seconds=[], missing=[])
+            for seed in seeds:
+                run_dir = Path(runs_dir) / f"{layout}__{method}__{seed}"
+                metrics = load_finished(run_dir)
+                if metrics is None:
+                    entry["missing"].append(seed)
+                    continue
+                entry["metrics"][seed] = metrics
+                entry["reach"][seed] = steps_to_success(run_dir)
+                entry["seconds"].append(metrics.get("train_seconds", float("nan")))
+                setting = run_setting(run_dir)
+                if setting not in entry["settings"]:
+                    entry["settings"].append(setting)
+                if late > 0:
+                    values = [h for _, _, h in late_goal_entropy(run_dir, layout, late)]
+                    if values:
+                        entry["late"][seed] = float(np.mean(values))
+            found[(layout, label)] = entry
+    return found
+
+
+def family_verdicts(found: dict, layouts, success_threshold: float = TARGET_SUCCESS) -> list[str]:
+    """Per layout: MePoly's best variant against the best variant of the other methods (best: the
+    highest mean goal entropy among the variants whose mean success is at least the threshold)."""
+    lines = []
+    for layout in layouts:
+        scored = []
+        for (lay, label), entry in found.items():
+            if lay != layout or not entry["metrics"]:
+                continue
+            stats = summarize({(layout, label, s): m for s, m in entry["metrics"].items()})[(layout, label)]
+            scored.append((stats["entropy"], stats["success"], label, entry["method"], stats["seeds"]))
+        passing = [s for s in scored if s[1] >= success_threshold]
+        mine = [s for s in passing if s[3] == "mepoly"]
+        others = [s for s in passing if s[3] != "mepoly"]
+        if not mine or not others:
+            lines.append(f"{layout}: no comparison (variants with success >= {success_threshold}: "
+                         f"{', '.join(s[2] for s in passing) or 'none'})")
+            continue
+        best, rival = max(mine), max(others)
+        met = best[0] >= rival[0]
+        lines.append(f"{layout}: {'MePoly highest' if met else 'MePoly not highest'}: best MePoly variant '{best[2]}' "
+                     f"{best[0]:.2f} (success {best[1]:.2f}, seeds {best[4]}) vs the best other, '{rival[2]}', "
+                     f"{rival[0]:.2f} (success {rival[1]:.2f}, seeds {rival[4]})")
+    return lines
+
+
+def figure(path: Path, found: dict, layouts) -> None:
+    """Per layout, one column per variant: each seed's final goal entropy (dots), their mean (bar)
+    and the mean late goal entropy (diamond)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(layouts), 1, figsize=(max(6.0, 1.3 * len(found) / len(layouts) + 2), 3.6 * len(layouts)),
+                             squeeze=False)
+    for ax, layout in zip(axes[:, 0], layouts):
+        entries = [(label, e) for (lay, label), e in found.items() if lay == layout]
+        for x, (label, entry) in enumerate(entries):
+            values = [m["goal_entropy"] for m in entry["metrics"].values()]
+            color = "tab:blue" if entry["method"] == "mepoly" else "tab:orange"
+            if values:
+                ax.bar(x, np.mean(values), color=color, alpha=0.35, width=0.7)
+                ax.scatter(np.full(len(values), x) + np.linspace(-0.15, 0.15, len(values)), values, color=color, s=18, zorder=3)
+            if entry["late"]:
+                ax.scatter([x], [np.mean(list(entry["late"].values()))], marker="D", facecolor="none", edgecolor="black", s=40,
+                           zorder=4)
+        ax.set_xticks(range(len(entries)), [label for label, _ in entries], rotation=25, ha="right", fontsize=8)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel("goal entropy / log K")
+        ax.set_title(f"{layout}: bars mean over seeds, dots seeds, diamonds late mean", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", nargs=3, action="append", required=True, metavar=("LABEL", "METHOD", "DIR"),
+                        help="a configuration: its label, the method name of its runs and their runs or records directory")
+    parser.add_argument("--layouts", nargs="+", default=["three_goals"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--late", type=int, default=4, help="late checkpoints averaged per run (cached evaluations); 0: skip")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="smoothworld_sweep")
+    args = parser.parse_args(argv)
+    labels = [label for label, _, _ in args.variant]
+    if len(set(labels)) != len(labels):
+        parser.error(f"--variant labels must be distinct, got {labels}")
+    for label, _, runs_dir in args.variant:
+        if not Path(runs_dir).is_dir():
+            parser.error(f"--variant {label!r}: no directory {runs_dir}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    found = collect(args.variant, args.layouts, args.seeds, args.late)
+    rows = []
+    for (layout, label), entry in found.items():
+        if not entry["metrics"]:
+            rows.append([layout, label, entry["method"], "-", "no finished run", "-", "-", "-", "-", "-"])
+            continue
+        entropies = {s: m["goal_entropy"] for s, m in entry["metrics"].items()}
+        success = np.array([m["success_rate"] for m in entry["metrics"].values()])
+        late = list(entry["late"].values())
+        reach = [entry["reach"][s] for s in entry["metrics"]]
+        rows.append([layout, label, entry["method"], " / ".join(entry["settings"]) + (" (settings differ between seeds)"
+                                                                                      if len(entry["settings"]) > 1 else ""),
+                     ", ".join(f"{s}: {h:.2f}" for s, h in entropies.items())
+                     + (f" (no run for seeds {entry['missing']})" if entry["missing"] else ""),
+                     f"{np.mean(list(entropies.values())):.2f}",
+                     f"{np.mean(late):.2f} ({len(late)})" if late else "-",
+                     f"{success.mean():.2f} [{success.min():.2f}]",
+                     ", ".join("never" if r is None else f"{r / 1e6:.2f}M" for r in reach),
+                     f"{np.nanmean(entry['seconds']):.0f}"])
+    table = markdown_table(["layout", "variant", "method", "settings (from each run's config.yml)",
+                            "final goal entropy / log K per seed", "mean", f"late mean (last {args.late} checkpoints; seeds)",
+                            "success: mean [min]", "steps to 0.9 success per seed", "train s (mean)"], rows)
+    verdicts = "".join(f"* {line}\n" for line in family_verdicts(found, args.layouts))
+    figure(out / f"{args.name}.png", found, args.layouts)
+    header = results_header("Smooth World configuration sweep (from run records)", args.seeds,
+                            extra="* variants: " + "; ".join(f"{label} = {method} runs in `{d}`" for label, method, d in args.variant))
+    text = (header + "\n" + table + f"\nEach method's best configuration (success >= {TARGET_SUCCESS}):\n\n" + verdicts
+            + f"\n![goal entropy by variant]({args.name}.png)\n")
+    (out / f"{args.name}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
