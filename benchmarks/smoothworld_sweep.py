@@ -18,7 +18,7 @@ with), so a label cannot claim a setting its runs did not have; a variant whose 
 with different settings is reported as such.
 
 Per (layout, variant): the final goal entropy ``H(goal) / log K`` of each seed (100 episodes from
-the layout's fixed starts), their mean, the mean of each run's late goal entropy (its last ``--late``
+the layout's fixed starts), their mean and its standard error, the mean of each run's late goal entropy (its last ``--late``
 checkpoints, :func:`smoothworld.late_goal_entropy`), the success rate and the steps to 0.9 success.
 The verdict line per layout compares each family's best configuration (the highest mean goal
 entropy among its variants with a mean success of at least 0.95): MePoly's against the best of the
@@ -57,6 +57,14 @@ def run_setting(run_dir: Path) -> str:
              f"ent_coef={hyper.get('ent_coef', 'default')}", f"{config.get('algo', 'ppo')}",
              f"{config.get('n_timesteps', '?'):,} steps" if isinstance(config.get("n_timesteps"), int) else "? steps"]
     return "; ".join(parts)
+
+
+def mean_and_error(values) -> str:
+    """``mean ± standard error`` over seeds (sample standard deviation / sqrt(n)); the mean alone for one seed."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return f"{values.mean():.2f}"
+    return f"{values.mean():.2f} ± {values.std(ddof=1) / np.sqrt(values.size):.2f}"
 
 
 def collect(variants, layouts, seeds, late: int):
@@ -175,13 +183,13 @@ def main(argv=None):
                                                                                       if len(entry["settings"]) > 1 else ""),
                      ", ".join(f"{s}: {h:.2f}" for s, h in entropies.items())
                      + (f" (no run for seeds {entry['missing']})" if entry["missing"] else ""),
-                     f"{np.mean(list(entropies.values())):.2f}",
+                     mean_and_error(list(entropies.values())),
                      f"{np.mean(late):.2f} ({len(late)})" if late else "-",
                      f"{success.mean():.2f} [{success.min():.2f}]",
                      ", ".join("never" if r is None else f"{r / 1e6:.2f}M" for r in reach),
                      f"{np.nanmean(entry['seconds']):.0f}"])
     table = markdown_table(["layout", "variant", "method", "settings (from each run's config.yml)",
-                            "final goal entropy / log K per seed", "mean", f"late mean (last {args.late} checkpoints; seeds)",
+                            "final goal entropy / log K per seed", "mean ± s.e. over seeds", f"late mean (last {args.late} checkpoints; seeds)",
                             "success: mean [min]", "steps to 0.9 success per seed", "train s (mean)"], rows)
     verdicts = "".join(f"* {line}\n" for line in family_verdicts(found, args.layouts))
     figure(out / f"{args.name}.png", found, args.layouts)

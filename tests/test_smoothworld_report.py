@@ -200,7 +200,8 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
     assert text.count("(no run for seeds [2])") == 3
     h = {key: m["goal_entropy"] for key, m in metrics.items()}
     assert f"0: {h[('low order', 0)]:.2f}, 1: {h[('low order', 1)]:.2f} (no run" in text
-    assert f"| {np.mean([h[('mixture', 0)], h[('mixture', 1)]]):.2f} | 0.45 (2) |" in text  # late: mean of [0.4, 0.5] per seed
+    mixture = [h[("mixture", 0)], h[("mixture", 1)]]  # mean ± |difference| / 2: the standard error of two seeds
+    assert f"| {np.mean(mixture):.2f} ± {abs(mixture[0] - mixture[1]) / 2:.2f} | 0.45 (2) |" in text  # late: mean of [0.4, 0.5] per seed
     # 'high order' has the higher entropy but mean success (1.00 + 0.80) / 2 < 0.95: the best MePoly variant is 'low order'
     line = smoothworld_sweep.family_verdicts(smoothworld_sweep.collect(
         [(label, m, str(tmp_path / d)) for label, (m, d, _, _) in variants.items()], [layout], [0, 1], 0), [layout])[0]
