@@ -59,12 +59,16 @@ def run_setting(run_dir: Path) -> str:
     return "; ".join(parts)
 
 
-def mean_and_error(values) -> str:
-    """``mean ± standard error`` over seeds (sample standard deviation / sqrt(n)); the mean alone for one seed."""
+def standard_error(values) -> float:
+    """The standard error of the mean over seeds (sample standard deviation / sqrt(n)); nan for one seed."""
     values = np.asarray(values, dtype=float)
-    if values.size < 2:
-        return f"{values.mean():.2f}"
-    return f"{values.mean():.2f} ± {values.std(ddof=1) / np.sqrt(values.size):.2f}"
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
+
+
+def mean_and_error(values) -> str:
+    """``mean ± standard error`` over seeds; the mean alone for one seed."""
+    error = standard_error(values)
+    return f"{np.mean(values):.2f}" + (f" ± {error:.2f}" if np.isfinite(error) else "")
 
 
 def collect(variants, layouts, seeds, late: int):
@@ -115,9 +119,12 @@ def family_verdicts(found: dict, layouts, success_threshold: float = TARGET_SUCC
             continue
         best, rival = max(mine), max(others)
         met = best[0] >= rival[0]
+        errors = [standard_error([m["goal_entropy"] for m in found[(layout, v[2])]["metrics"].values()]) for v in (best, rival)]
+        gap = (f"; difference {best[0] - rival[0]:+.2f} ± {np.hypot(*errors):.2f} (standard errors over seeds combined)"
+               if all(np.isfinite(errors)) else "")
         lines.append(f"{layout}: {'MePoly highest' if met else 'MePoly not highest'}: best MePoly variant '{best[2]}' "
                      f"{best[0]:.2f} (success {best[1]:.2f}, seeds {best[4]}) vs the best other, '{rival[2]}', "
-                     f"{rival[0]:.2f} (success {rival[1]:.2f}, seeds {rival[4]})")
+                     f"{rival[0]:.2f} (success {rival[1]:.2f}, seeds {rival[4]})" + gap)
     return lines
 
 

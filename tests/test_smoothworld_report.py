@@ -208,5 +208,8 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
     mine, rival = np.mean([h[("low order", s)] for s in (0, 1)]), np.mean([h[("mixture", s)] for s in (0, 1)])
     assert line.startswith("three_goals: MePoly highest: best MePoly variant 'low order'") and f"{mine:.2f}" in line
     assert f"'mixture', {rival:.2f}" in line and line in text
+    low = [h[("low order", s)] for s in (0, 1)]
+    combined = np.sqrt((abs(low[0] - low[1]) / 2) ** 2 + (abs(mixture[0] - mixture[1]) / 2) ** 2)
+    assert line.endswith(f"difference {mine - rival:+.2f} ± {combined:.2f} (standard errors over seeds combined)")
     with pytest.raises(SystemExit):  # labels must be distinct
         smoothworld_sweep.main(["--variant", "a", "gmm", str(tmp_path / "k4"), "--variant", "a", "gmm", str(tmp_path / "k4")])
