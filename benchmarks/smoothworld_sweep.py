@@ -193,7 +193,7 @@ def main(argv=None):
                      mean_and_error(list(entropies.values())),
                      f"{np.mean(late):.2f} ({len(late)})" if late else "-",
                      f"{success.mean():.2f} [{success.min():.2f}]",
-                     ", ".join("never" if r is None else f"{r / 1e6:.2f}M" for r in reach),
+                     ", ".join("never" if r is None else f"{r / 1e6:.2f}M" if r >= 10_000 else f"{r:,}" for r in reach),
                      f"{np.nanmean(entry['seconds']):.0f}"])
     table = markdown_table(["layout", "variant", "method", "settings (from each run's config.yml)",
                             "final goal entropy / log K per seed", "mean ± s.e. over seeds", f"late mean (last {args.late} checkpoints; seeds)",
