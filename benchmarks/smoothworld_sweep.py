@@ -176,6 +176,9 @@ def main(argv=None):
             parser.error(f"--variant {label!r}: no directory {runs_dir}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # the header first: its commit line must see the tree before this report's own files are written
+    header = results_header("Smooth World configuration sweep (from run records)", args.seeds,
+                            extra="* variants: " + "; ".join(f"{label} = {method} runs in `{d}`" for label, method, d in args.variant))
     found = collect(args.variant, args.layouts, args.seeds, args.late)
     rows = []
     for (layout, label), entry in found.items():
@@ -200,8 +203,6 @@ def main(argv=None):
                             "success: mean [min]", "steps to 0.9 success per seed", "train s (mean)"], rows)
     verdicts = "".join(f"* {line}\n" for line in family_verdicts(found, args.layouts))
     figure(out / f"{args.name}.png", found, args.layouts)
-    header = results_header("Smooth World configuration sweep (from run records)", args.seeds,
-                            extra="* variants: " + "; ".join(f"{label} = {method} runs in `{d}`" for label, method, d in args.variant))
     text = (header + "\n" + table + f"\nEach method's best configuration (success >= {TARGET_SUCCESS}):\n\n" + verdicts
             + f"\n![goal entropy by variant]({args.name}.png)\n")
     (out / f"{args.name}.md").write_text(text)
