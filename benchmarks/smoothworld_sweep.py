@@ -74,7 +74,8 @@ def mean_and_error(values) -> str:
 def collect(variants, layouts, seeds, late: int):
     """Per (layout, label): the finished runs' metrics by seed, their late goal entropies, their
     settings (the distinct :func:`run_setting` strings), steps to 0.9 success and training seconds,
-    and the seeds without a finished run."""
+    the seeds without a finished run, and their summary over seeds (``stats``, :func:`smoothworld.summarize`;
+    None without a finished run)."""
     found = {}
     for layout in layouts:
         for label, method, runs_dir in variants:
@@ -95,6 +96,9 @@ def collect(variants, layouts, seeds, late: int):
                     values = [h for _, _, h in late_goal_entropy(run_dir, layout, late)]
                     if values:
                         entry["late"][seed] = float(np.mean(values))
+            # the summary over seeds of benchmarks/smoothworld.py: mean / min success, mean goal entropy, late mean
+            entry["stats"] = summarize({(layout, label, s): m for s, m in entry["metrics"].items()},
+                                       {(layout, label, s): h for s, h in entry["late"].items()}).get((layout, label))
             found[(layout, label)] = entry
     return found
 
@@ -108,7 +112,7 @@ def family_verdicts(found: dict, layouts, success_threshold: float = TARGET_SUCC
         for (lay, label), entry in found.items():
             if lay != layout or not entry["metrics"]:
                 continue
-            stats = summarize({(layout, label, s): m for s, m in entry["metrics"].items()})[(layout, label)]
+            stats = entry["stats"]
             scored.append((stats["entropy"], stats["success"], label, entry["method"], stats["seeds"]))
         passing = [s for s in scored if s[1] >= success_threshold]
         mine = [s for s in passing if s[3] == "mepoly"]
@@ -186,16 +190,15 @@ def main(argv=None):
             rows.append([layout, label, entry["method"], "-", "no finished run", "-", "-", "-", "-", "-"])
             continue
         entropies = {s: m["goal_entropy"] for s, m in entry["metrics"].items()}
-        success = np.array([m["success_rate"] for m in entry["metrics"].values()])
-        late = list(entry["late"].values())
+        stats = entry["stats"]
         reach = [entry["reach"][s] for s in entry["metrics"]]
         rows.append([layout, label, entry["method"], " / ".join(entry["settings"]) + (" (settings differ between seeds)"
                                                                                       if len(entry["settings"]) > 1 else ""),
                      ", ".join(f"{s}: {h:.2f}" for s, h in entropies.items())
                      + (f" (no run for seeds {entry['missing']})" if entry["missing"] else ""),
                      mean_and_error(list(entropies.values())),
-                     f"{np.mean(late):.2f} ({len(late)})" if late else "-",
-                     f"{success.mean():.2f} [{success.min():.2f}]",
+                     "-" if stats["late"] is None else f"{stats['late']:.2f} ({stats['late_seeds']})",
+                     f"{stats['success']:.2f} [{stats['success_min']:.2f}]",
                      ", ".join("never" if r is None else f"{r / 1e6:.2f}M" if r >= 10_000 else f"{r:,}" for r in reach),
                      f"{np.nanmean(entry['seconds']):.0f}"])
     table = markdown_table(["layout", "variant", "method", "settings (from each run's config.yml)",
