@@ -46,8 +46,9 @@ from smoothworld import TARGET_SUCCESS, late_goal_entropy, steps_to_success, sum
 
 def run_setting(run_dir: Path) -> str:
     """The training settings a run's ``config.yml`` records that a sweep varies: its policy_kwargs
-    (without the network architecture), entropy coefficient, learning rate (a ``lin_`` schedule as
-    written), algorithm and steps."""
+    (without the network architecture), entropy coefficient (with its target entropy when the
+    coefficient is learned, ``auto_<initial>``), learning rate (a ``lin_`` schedule as written),
+    algorithm and steps."""
     path = run_dir / "config.yml"
     if not path.exists():
         return "no config.yml"
@@ -55,7 +56,9 @@ def run_setting(run_dir: Path) -> str:
     kwargs = {k: v for k, v in (config.get("policy_kwargs") or {}).items() if k not in ("net_arch", "activation_fn")}
     hyper = config.get("hyperparams") or {}
     parts = [", ".join(f"{k}={v}" for k, v in sorted(kwargs.items())) or "default policy_kwargs",
-             f"ent_coef={hyper.get('ent_coef', 'default')}", f"learning_rate={hyper.get('learning_rate', 'default')}",
+             f"ent_coef={hyper.get('ent_coef', 'default')}"
+             + (f", target_entropy={hyper['target_entropy']}" if "target_entropy" in hyper else ""),
+             f"learning_rate={hyper.get('learning_rate', 'default')}",
              f"{config.get('algo', 'ppo')}",
              f"{config.get('n_timesteps', '?'):,} steps" if isinstance(config.get("n_timesteps"), int) else "? steps"]
     return "; ".join(parts)

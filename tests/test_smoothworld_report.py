@@ -173,18 +173,18 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
 
     import smoothworld_sweep
 
-    def config(run: Path, order=None, n_components=None, ent_coef=0.3, learning_rate=3e-4):
+    def config(run: Path, order=None, n_components=None, ent_coef=0.3, learning_rate=3e-4, **more):
         kwargs = {"net_arch": {"pi": [64, 64]}} | ({"order": order} if order else {}) | (
             {"n_components": n_components} if n_components else {})
         (run / "config.yml").write_text(yaml.safe_dump(dict(algo="ppo", n_timesteps=1500000, policy_kwargs=kwargs,
-                                                            hyperparams=dict(ent_coef=ent_coef, learning_rate=learning_rate))))
+                                                            hyperparams=dict(ent_coef=ent_coef, learning_rate=learning_rate, **more))))
 
     layout = "three_goals"
     variants = {  # label -> (method, dir, {seed: goal counts}, policy settings per seed)
         "low order": ("mepoly", "order4", {0: [50, 50, 0], 1: [60, 40, 0]}, {0: dict(order=4), 1: dict(order=4)}),
         "high order": ("mepoly", "order14", {0: [34, 33, 33], 1: [30, 30, 20]},
                        {0: dict(order=14, learning_rate="lin_3.0e-4"), 1: dict(order=14, learning_rate="lin_3.0e-4")}),
-        "mixture": ("gmm", "k4", {0: [70, 30, 0], 1: [100, 0, 0]}, {0: dict(n_components=4), 1: dict(n_components=8)}),
+        "mixture": ("gmm", "k4", {0: [70, 30, 0], 1: [100, 0, 0]}, {0: dict(n_components=4), 1: dict(n_components=8, ent_coef="auto_0.3", target_entropy=0.8)}),
     }
     args, metrics = [], {}
     for label, (method, name, counts, settings) in variants.items():
@@ -198,7 +198,8 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
     assert (out / "s.png").exists()
     assert "| three_goals | low order | mepoly | order=4; ent_coef=0.3; learning_rate=0.0003; ppo; 1,500,000 steps |" in text
     assert "| high order | mepoly | order=14; ent_coef=0.3; learning_rate=lin_3.0e-4; ppo; 1,500,000 steps |" in text
-    assert "n_components=4; ent_coef=0.3; learning_rate=0.0003; ppo; 1,500,000 steps / n_components=8; " in text and "settings differ between seeds" in text
+    assert ("n_components=4; ent_coef=0.3; learning_rate=0.0003; ppo; 1,500,000 steps / n_components=8; "
+            "ent_coef=auto_0.3, target_entropy=0.8; learning_rate=0.0003;") in text and "settings differ between seeds" in text
     assert text.count("(no run for seeds [2])") == 3
     h = {key: m["goal_entropy"] for key, m in metrics.items()}
     assert f"0: {h[('low order', 0)]:.2f}, 1: {h[('low order', 1)]:.2f} (no run" in text

@@ -101,7 +101,7 @@ def main(argv=None):
     train.add_argument("--steps", type=int, default=None, help="environment steps (default: the preset's n_timesteps)")
     train.add_argument("--n-envs", type=int, default=None, help="parallel environments (default: the preset's)")
     train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the preset's)")
-    train.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="algorithm hyperparameter overrides, e.g. ent_coef=0.1")
+    train.add_argument("--hp", nargs="*", default=[], metavar="KEY=VALUE", help="algorithm hyperparameter overrides, e.g. ent_coef=0.1; ent_coef=auto_0.3 target_entropy=0.8 learns the coefficient (SAC style)")
     train.add_argument("--policy-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="policy_kwargs overrides, e.g. order=10")
     train.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="gymnasium.make overrides, e.g. target=two_moons")
     train.add_argument("--out", default=None, help="run directory (default runs/{env}__{policy}__{seed}__{time}); an existing one resumes")

@@ -117,8 +117,10 @@ class RunConfig:
         """Temperature of the bandit's Boltzmann target ``exp(r / alpha)`` used by the metrics: the
         entropy coefficient (the MaxEnt optimum's temperature), or the paper's 0.2 for a run
         without an entropy bonus (whose optimum is a point mass: no finite-temperature target)."""
-        ent_coef = float(self.hyperparams.get("ent_coef", 0.0))
-        return ent_coef if ent_coef > 0 else PAPER_ALPHA
+        ent_coef = self.hyperparams.get("ent_coef", 0.0)
+        if isinstance(ent_coef, str):  # a learned coefficient ("auto_0.3"): no fixed temperature either
+            return PAPER_ALPHA
+        return float(ent_coef) if float(ent_coef) > 0 else PAPER_ALPHA
 
 
 def _parse_overrides(items, option: str) -> dict:
@@ -157,6 +159,7 @@ def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=()
     )
     if config.algo not in _algorithms():
         raise ValueError(f"unknown algorithm {config.algo!r}; expected one of {sorted(_algorithms())}")
+    _learned_ent_coef(config, action_dim=1)  # a malformed ent_coef="auto..." / target_entropy fails here, before any work
     return config
 
 
@@ -210,10 +213,25 @@ def linear_schedule(initial: float):
     return schedule
 
 
+def _learned_ent_coef(config: RunConfig, action_dim: int) -> tuple[float, float] | None:
+    """``(initial ent_coef, target entropy)`` of a run with SAC's ``ent_coef="auto[_<initial>]"`` and
+    ``target_entropy`` hyperparameters (:class:`~mepoly_dist.sb3.EntropyTarget`), else ``None``."""
+    from .sb3.entropy_target import parse_auto_ent_coef
+
+    return parse_auto_ent_coef(config.hyperparams.get("ent_coef"), config.hyperparams.get("target_entropy"), action_dim)
+
+
 def _hyperparams(config: RunConfig) -> dict:
-    """``config.hyperparams`` with ``lin_<value>`` strings turned into linear schedules."""
+    """``config.hyperparams`` as algorithm keyword arguments: ``lin_<value>`` strings turned into linear
+    schedules, a learned ``ent_coef="auto_<x>"`` into its initial value ``x`` (``target_entropy`` is the
+    :class:`~mepoly_dist.sb3.EntropyTarget` callback's, not the algorithm's)."""
+    learned = _learned_ent_coef(config, action_dim=1)
     out = {}
     for key, value in config.hyperparams.items():
+        if key == "target_entropy":
+            continue
+        if key == "ent_coef" and learned is not None:
+            value = learned[0]
         if isinstance(value, str) and value.startswith("lin_"):
             value = linear_schedule(float(value[4:]))
         out[key] = value
@@ -383,6 +401,12 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
             from .sb3 import MePolyDiagnostics
 
             callbacks.append(MePolyDiagnostics())
+        learned = _learned_ent_coef(config, action_dim=int(np.prod(env.action_space.shape)))
+        if learned is not None:
+            from .sb3 import EntropyTarget
+
+            # a resumed model carries its learned ent_coef; a new one starts from the initial value
+            callbacks.append(EntropyTarget(target_entropy=learned[1]))
         model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None,
                     tb_log_name=config.algo.upper(), progress_bar=progress_bar)
     model.save(run_dir / "model.zip")

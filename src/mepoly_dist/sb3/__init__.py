@@ -7,6 +7,7 @@
 
 from .callbacks import MePolyDiagnostics
 from .distributions import MePolyDistribution, MePolyHead
+from .entropy_target import EntropyTarget
 from .maxent import MaxEntPPO
 from .policies import MePolyActorCriticPolicy, apply_orthogonal_init, check_action_space
 
@@ -15,6 +16,7 @@ __all__ = [
     "MePolyDistribution",
     "MePolyHead",
     "MePolyDiagnostics",
+    "EntropyTarget",
     "MaxEntPPO",
     "apply_orthogonal_init",
     "check_action_space",
