@@ -216,3 +216,31 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
     assert line.endswith(f"difference {mine - rival:+.2f} ± {combined:.2f} (standard errors over seeds combined)")
     with pytest.raises(SystemExit):  # labels must be distinct
         smoothworld_sweep.main(["--variant", "a", "gmm", str(tmp_path / "k4"), "--variant", "a", "gmm", str(tmp_path / "k4")])
+
+
+class _SplitPilot:
+    """A scripted SB3-like policy on three_goals: from x < 13.6 full speed to the lower-left goal's
+    centre (7.5, 7.5), otherwise to the lower-right one (17.5, 7.5) (deterministic)."""
+
+    def predict(self, obs, deterministic=False):
+        position = np.asarray(obs, dtype=np.float64) * 12.5 + 12.5
+        target = np.where(position[:, :1] < 13.6, [7.5, 7.5], [17.5, 7.5])
+        step = target - position
+        return step / np.abs(step).max(1, keepdims=True), None
+
+
+def test_split_point_of_a_scripted_policy_and_the_interpolation():
+    """benchmarks/smoothworld_split.py: a policy that turns left below x = 13.6 splits between the
+    starts 13.5 and 14.0; the crossings interpolate linearly (checked by hand)."""
+    import smoothworld_split
+
+    xs = np.arange(12.0, 15.01, 0.5)
+    counts = smoothworld_split.split_counts(_SplitPilot(), "three_goals", xs, 9.5, episodes=4)
+    assert counts.shape == (len(xs), 4) and (counts[:, 0] == 0).all() and (counts[:, 3] == 0).all()  # no timeouts, no top goal
+    assert counts[:, 1].tolist() == [4, 4, 4, 4, 0, 0, 0] and counts[:, 2].tolist() == [0, 0, 0, 0, 4, 4, 4]
+    found = smoothworld_split.split_summary(xs, counts)
+    assert found["split"] == pytest.approx(13.75) and found["width"] == pytest.approx(0.4)  # 0.9 at 13.55, 0.1 at 13.95
+    share = [1.0, 1.0, 0.75, 0.25, 0.0]
+    assert smoothworld_split.crossing([10, 11, 12, 13, 14], share, 0.5) == pytest.approx(12.5)
+    assert smoothworld_split.crossing([10, 11, 12, 13, 14], share, 0.9) == pytest.approx(11.4)
+    assert np.isnan(smoothworld_split.crossing([10, 11], [1.0, 0.8], 0.5))  # never crosses
