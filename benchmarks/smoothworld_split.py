@@ -93,7 +93,7 @@ def main(argv=None) -> None:
         y = args.y if args.y is not None else float(get_layout(layout).eval_starts[0][1])
         counts = split_counts(model.policy, layout, xs, y, args.episodes)
         found = split_summary(xs, counts, args.goals)
-        label = f"{Path(run).name}"
+        label = f"{Path(run).parent.name}/{Path(run).name}"
         print(f"{label}: split at x = {found['split']:.2f}, width {found['width']:.2f}", flush=True)
         summary_rows.append([label, layout, config.policy, f"{found['split']:.2f}", f"{found['width']:.2f}"])
         count_rows.append([label] + [" / ".join(str(int(c)) for c in (row[args.goals[0] + 1], row[args.goals[1] + 1]))
