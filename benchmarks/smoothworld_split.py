@@ -66,6 +66,13 @@ def split_summary(xs, counts: np.ndarray, goals=(0, 1)) -> dict:
     return {"split": crossing(xs, share, 0.5), "width": abs(crossing(xs, share, 0.1) - crossing(xs, share, 0.9)), "share": share}
 
 
+def count_cell(row: np.ndarray, goals=(0, 1)) -> str:
+    """``"a / b"`` episodes in the two goals of one start's :func:`split_counts` row, ``" (+n)"`` for the rest."""
+    a, b = int(row[goals[0] + 1]), int(row[goals[1] + 1])
+    rest = int(row.sum()) - a - b
+    return f"{a} / {b}" + (f" (+{rest})" if rest else "")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run directories with a model.zip (mepoly train / benchmarks/smoothworld.py)")
@@ -96,9 +103,7 @@ def main(argv=None) -> None:
         label = f"{Path(run).parent.name}/{Path(run).name}"
         print(f"{label}: split at x = {found['split']:.2f}, width {found['width']:.2f}", flush=True)
         summary_rows.append([label, layout, config.policy, f"{found['split']:.2f}", f"{found['width']:.2f}"])
-        count_rows.append([label] + [" / ".join(str(int(c)) for c in (row[args.goals[0] + 1], row[args.goals[1] + 1]))
-                                     + (f" (+{int(row.sum() - row[args.goals[0] + 1] - row[args.goals[1] + 1])})"
-                                        if row.sum() > row[args.goals[0] + 1] + row[args.goals[1] + 1] else "") for row in counts])
+        count_rows.append([label] + [count_cell(row, args.goals) for row in counts])
     goal_a, goal_b = args.goals
     text = [results_header("Smooth World: where a policy splits between two goals", 0,
                            f"* starts: x = {xs[0]:g} .. {xs[-1]:g} step {args.dx:g} on the row y = {y:g}, {args.episodes} "

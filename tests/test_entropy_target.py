@@ -25,7 +25,21 @@ def _ppo(policy=MePolyActorCriticPolicy, ent_coef=0.3, **policy_kwargs):
     return PPO(policy, env, n_steps=16, batch_size=64, n_epochs=2, ent_coef=ent_coef, seed=0, policy_kwargs=policy_kwargs)
 
 
-class MonteCarloEntropy(BaseCallback):
+class _Alphas(BaseCallback):
+    """The ``ent_coef`` at each rollout's end, before ``EntropyTarget`` (placed after it) changes it."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.seen.append((self.model.ent_coef,))
+
+
+class MonteCarloEntropy(_Alphas):
     """Before ``EntropyTarget`` runs at a rollout's end: the policy's mean entropy over the rollout's
     observations estimated by sampling, ``-mean log p(a | s)`` at actions drawn from ``p(. | s)`` (not
     the quadrature entropy that ``EntropyTarget`` reads), and the ``ent_coef`` it starts from."""
@@ -33,10 +47,6 @@ class MonteCarloEntropy(BaseCallback):
     def __init__(self, samples: int = 2048):
         super().__init__()
         self.samples = samples
-        self.seen = []
-
-    def _on_step(self) -> bool:
-        return True
 
     def _on_rollout_end(self) -> None:
         buffer = self.model.rollout_buffer
@@ -73,18 +83,6 @@ def test_the_coefficient_moves_towards_its_target(policy, kwargs):
         alphas = [alpha for alpha, *_ in trace.seen] + [model.ent_coef]
         steps = np.diff(np.log(alphas))
         assert (steps > 0).all() if grows else (steps < 0).all(), (target, alphas)
-
-
-class _Alphas(BaseCallback):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        self.seen.append((self.model.ent_coef,))
 
 
 def test_sac_spelling_and_bad_values_name_the_problem():
