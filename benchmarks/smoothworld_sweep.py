@@ -24,6 +24,12 @@ The verdict line per layout compares each family's best configuration (the highe
 entropy among its variants with a mean success of at least 0.95): MePoly's against the best of the
 other methods, so that every method is credited with its best setting of the sweep.  Writes
 ``OUT/NAME.md`` and ``OUT/NAME.png`` (per-seed goal entropies by variant).
+
+Crediting each family with its best of many noisy variants favours the family with more variants
+(the maximum of noisy means is biased upwards), so the report also gives the **matched**
+comparisons (:func:`matched_comparisons`): every MePoly variant against every variant of another
+method trained with the same settings (the ``algo``, ``n_timesteps`` and ``hyperparams`` of
+``config.yml``; the policy heads' own kwargs may differ), each on the seeds both have.
 """
 
 from __future__ import annotations
@@ -64,6 +70,17 @@ def run_setting(run_dir: Path) -> str:
     return "; ".join(parts)
 
 
+def training_setting(run_dir: Path) -> str | None:
+    """What a run was trained with apart from its policy head: ``algo``, ``n_timesteps`` and the
+    ``hyperparams`` of its ``config.yml``, as one canonical string (None without a config.yml)."""
+    path = run_dir / "config.yml"
+    if not path.exists():
+        return None
+    config = yaml.safe_load(path.read_text())
+    return yaml.safe_dump(dict(algo=config.get("algo", "ppo"), n_timesteps=config.get("n_timesteps"),
+                               hyperparams=config.get("hyperparams") or {}), sort_keys=True)
+
+
 def standard_error(values) -> float:
     """The standard error of the mean over seeds (sample standard deviation / sqrt(n)); nan for one seed."""
     values = np.asarray(values, dtype=float)
@@ -84,7 +101,7 @@ def collect(variants, layouts, seeds, late: int):
     found = {}
     for layout in layouts:
         for label, method, runs_dir in variants:
-            entry = dict(method=method, metrics={}, late={}, settings=[], reach={}, seconds=[], missing=[])
+            entry = dict(method=method, metrics={}, late={}, settings=[], training=set(), reach={}, seconds=[], missing=[])
             for seed in seeds:
                 run_dir = Path(runs_dir) / f"{layout}__{method}__{seed}"
                 metrics = load_finished(run_dir)
@@ -94,6 +111,7 @@ def collect(variants, layouts, seeds, late: int):
                 entry["metrics"][seed] = metrics
                 entry["reach"][seed] = steps_to_success(run_dir)
                 entry["seconds"].append(metrics.get("train_seconds", float("nan")))
+                entry["training"].add(training_setting(run_dir))
                 setting = run_setting(run_dir)
                 if setting not in entry["settings"]:
                     entry["settings"].append(setting)
@@ -134,6 +152,36 @@ def family_verdicts(found: dict, layouts, success_threshold: float = TARGET_SUCC
         lines.append(f"{layout}: {'MePoly highest' if met else 'MePoly not highest'}: best MePoly variant '{best[2]}' "
                      f"{best[0]:.2f} (success {best[1]:.2f}, seeds {best[4]}) vs the best other, '{rival[2]}', "
                      f"{rival[0]:.2f} (success {rival[1]:.2f}, seeds {rival[4]})" + gap)
+    return lines
+
+
+def matched_comparisons(found: dict, layouts) -> list[str]:
+    """Per layout: each MePoly variant against each variant of another method whose runs were all
+    trained with one and the same :func:`training_setting` as the MePoly variant's, on the seeds
+    both have: the two means of the final goal entropy, their difference and its standard error
+    (the two standard errors over seeds combined), and at the end the count of pairs in which
+    MePoly's mean is the higher."""
+    lines = []
+    for layout in layouts:
+        entries = [(label, e) for (lay, label), e in found.items() if lay == layout and e["metrics"]
+                   and len(e["training"]) == 1 and None not in e["training"]]
+        pairs = [(a, b) for a in entries for b in entries
+                 if a[1]["method"] == "mepoly" and b[1]["method"] != "mepoly" and a[1]["training"] == b[1]["training"]]
+        compared = higher = 0
+        for (label, mine), (other_label, other) in pairs:
+            seeds = sorted(set(mine["metrics"]) & set(other["metrics"]))
+            if not seeds:
+                continue
+            a = [mine["metrics"][s]["goal_entropy"] for s in seeds]
+            b = [other["metrics"][s]["goal_entropy"] for s in seeds]
+            compared += 1
+            higher += bool(np.mean(a) > np.mean(b))
+            error = np.hypot(standard_error(a), standard_error(b))
+            success = [np.mean([e["metrics"][s]["success_rate"] for s in seeds]) for e in (mine, other)]
+            lines.append(f"{layout}: '{label}' {np.mean(a):.2f} vs '{other_label}' {np.mean(b):.2f} on seeds {seeds}: "
+                         f"difference {np.mean(a) - np.mean(b):+.2f}" + (f" ± {error:.2f}" if np.isfinite(error) else "")
+                         + f" (success {success[0]:.2f} / {success[1]:.2f})")
+        lines.append(f"{layout}: MePoly's mean is the higher in {higher} of {compared} matched pairs")
     return lines
 
 
@@ -210,8 +258,10 @@ def main(argv=None):
                             "final goal entropy / log K per seed", "mean ± s.e. over seeds", f"late mean (last {args.late} checkpoints; seeds)",
                             "success: mean [min]", "steps to 0.9 success per seed", "train s (mean)"], rows)
     verdicts = "".join(f"* {line}\n" for line in family_verdicts(found, args.layouts))
+    matched = "".join(f"* {line}\n" for line in matched_comparisons(found, args.layouts))
     figure(out / f"{args.name}.png", found, args.layouts)
     text = (header + "\n" + table + f"\nEach method's best configuration (success >= {TARGET_SUCCESS}):\n\n" + verdicts
+            + "\nMatched comparisons (the same training settings, each pair on the seeds both have):\n\n" + matched
             + f"\n![goal entropy by variant]({args.name}.png)\n")
     (out / f"{args.name}.md").write_text(text)
     print(text)

@@ -218,6 +218,47 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
         smoothworld_sweep.main(["--variant", "a", "gmm", str(tmp_path / "k4"), "--variant", "a", "gmm", str(tmp_path / "k4")])
 
 
+def test_matched_comparisons_pair_variants_trained_alike_on_their_common_seeds(tmp_path):
+    """benchmarks/smoothworld_sweep.py: a MePoly variant is matched with another method's variant
+    only when every run of both has the same algo, steps and hyperparams (policy kwargs may differ),
+    on the seeds both have; a variant whose seeds were trained differently is matched with none."""
+    import yaml
+
+    import smoothworld_sweep
+
+    layout = "three_goals"
+    variants = {  # label -> (method, dir, {seed: (goal counts, ent_coef, policy kwargs)})
+        "poly 0.3": ("mepoly", "p3", {0: ([50, 50, 0], 0.3, {"order": 8}), 1: ([100, 0, 0], 0.3, {"order": 8}),
+                                      2: ([40, 60, 0], 0.3, {"order": 8})}),
+        "poly 0.2": ("mepoly", "p2", {0: ([80, 20, 0], 0.2, {"order": 8})}),
+        "mix 0.3": ("gmm", "g3", {0: ([90, 10, 0], 0.3, {"n_components": 8}), 1: ([30, 70, 0], 0.3, {"n_components": 8})}),
+        "mix 0.2": ("gmm", "g2", {1: ([60, 40, 0], 0.2, {"n_components": 4})}),
+        "mix mixed": ("gmm", "gx", {0: ([50, 50, 0], 0.3, {}), 1: ([50, 50, 0], 0.2, {})}),
+    }
+    entropy = {}
+    for label, (method, name, runs) in variants.items():
+        for seed, (counts, ent_coef, kwargs) in runs.items():
+            _write_record(tmp_path / name, layout, method, seed, counts, [])
+            entropy[(label, seed)] = scipy.stats.entropy(counts) / np.log(3)
+            (tmp_path / name / f"{layout}__{method}__{seed}" / "config.yml").write_text(yaml.safe_dump(dict(
+                algo="ppo", n_timesteps=1500000, policy_kwargs=kwargs, hyperparams=dict(ent_coef=ent_coef, n_steps=32))))
+    found = smoothworld_sweep.collect([(label, m, str(tmp_path / d)) for label, (m, d, _) in variants.items()], [layout], [0, 1, 2], 0)
+    lines = smoothworld_sweep.matched_comparisons(found, [layout])
+    # 'poly 0.3' meets 'mix 0.3' on seeds 0, 1 (seed 2 has no GMM run); 'poly 0.2' and 'mix 0.2' share no seed
+    a = [entropy[("poly 0.3", s)] for s in (0, 1)]
+    b = [entropy[("mix 0.3", s)] for s in (0, 1)]
+    error = np.hypot(abs(a[0] - a[1]) / 2, abs(b[0] - b[1]) / 2)  # the standard error of two seeds is |difference| / 2
+    assert lines == [f"three_goals: 'poly 0.3' {np.mean(a):.2f} vs 'mix 0.3' {np.mean(b):.2f} on seeds [0, 1]: "
+                     f"difference {np.mean(a) - np.mean(b):+.2f} ± {error:.2f} (success 1.00 / 1.00)",
+                     f"three_goals: MePoly's mean is the higher in {int(np.mean(a) > np.mean(b))} of 1 matched pairs"]
+    assert np.mean(a) < np.mean(b)  # 0.32 against 0.58: the count above is 0
+    out = tmp_path / "out"
+    smoothworld_sweep.main([arg for label, (m, d, _) in variants.items() for arg in ("--variant", label, m, str(tmp_path / d))]
+                           + ["--layouts", layout, "--seeds", "0", "1", "2", "--late", "0", "--out", str(out), "--name", "m"])
+    text = (out / "m.md").read_text()
+    assert "Matched comparisons" in text and all(f"* {line}\n" in text for line in lines)
+
+
 class _SplitPilot:
     """A scripted SB3-like policy on three_goals: from x < 13.6 full speed to the lower-left goal's
     centre (7.5, 7.5), otherwise to the lower-right one (17.5, 7.5) (deterministic)."""
