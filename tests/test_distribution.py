@@ -5,6 +5,7 @@ distributions, argument validation, dtypes and the family as an nn.Module."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from scipy import integrate
 from torch.distributions import Independent, Normal, kl_divergence
 
 from _reference import ACCURATE_RULES, bounded_params, features_ref, gauss_legendre_grid, log_density_on
-from mepoly_dist import GaussLegendreRule, MePoly, MePolyFamily, SobolRule, TrapezoidRule, make_rule
+from mepoly_dist import GaussLegendreRule, MePoly, MePolyFamily, QuadratureWarning, SobolRule, TrapezoidRule, make_rule
 
 LOG2 = math.log(2.0)
 
@@ -473,7 +474,10 @@ def test_huge_parameters_give_finite_values_and_gradients(dim, order, magnitude,
     g = torch.Generator().manual_seed(seed)
     lam = torch.randn(2, fam.num_params, dtype=torch.float64, generator=g)
     lam = (magnitude * lam / lam.abs().amax(-1, keepdim=True)).to(dtype).requires_grad_(True)
-    dist = MePoly(lam, fam, validate_args=True)
+    # densities this sharp may be beyond the node budget: they warn (QuadratureWarning), and
+    # what this test asks is that every value stays finite
+    warnings.simplefilter("ignore", QuadratureWarning)
+    dist = MePoly(lam, fam, validate_args=False)
     x = (torch.rand(7, 1, dim, dtype=torch.float64, generator=g) * 2 - 1).to(dtype)
     lp, H = dist.log_prob(x), dist.entropy()
     assert torch.isfinite(lp).all() and torch.isfinite(H).all()
@@ -528,7 +532,7 @@ def test_family_moves_with_to_and_keeps_node_features_out_of_state_dict():
 
 @pytest.mark.parametrize("dim, order", [(1, 0), (1, 14), (2, 14), (3, 4), (4, 3), (2, 0)])
 def test_num_params(dim, order):
-    fam = MePolyFamily(dim, order, quadrature="sobol:64" if dim > 3 else "gauss_legendre:3")
+    fam = MePolyFamily(dim, order, quadrature="sobol:64" if dim > 3 else f"gauss_legendre:{order + 1}")
     assert fam.num_params == math.comb(order + dim, dim)
     assert fam.node_features.shape == (fam.quadrature.num_nodes, fam.num_params)
     assert fam.config == {"dim": dim, "order": order, "basis": "legendre", "quadrature": fam.quadrature.spec}

@@ -9,7 +9,7 @@
 from .blocks import BlockMePoly, BlockMePolyFamily
 from .distribution import MePoly
 from .family import MePolyFamily
-from .quadrature import CompositeGaussLegendreRule, GaussLegendreRule, QuadratureRule, SobolRule, TrapezoidRule, make_rule
+from .quadrature import QuadratureWarning, CompositeGaussLegendreRule, GaussLegendreRule, QuadratureRule, SobolRule, TrapezoidRule, make_rule
 
 __all__ = [
     "MePoly",
@@ -17,6 +17,7 @@ __all__ = [
     "BlockMePoly",
     "BlockMePolyFamily",
     "QuadratureRule",
+    "QuadratureWarning",
     "TrapezoidRule",
     "GaussLegendreRule",
     "CompositeGaussLegendreRule",

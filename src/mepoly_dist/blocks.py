@@ -45,10 +45,10 @@ from typing import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution
 from torch.distributions.kl import kl_divergence, register_kl
 
-from .distribution import MePoly, finite_vector
+from .distribution import MePoly, _NoReparameterization, cube, finite_vector
 from .family import MePolyFamily
 
 __all__ = ["BlockMePolyFamily", "BlockMePoly", "parse_blocks"]
@@ -152,7 +152,7 @@ class BlockMePolyFamily(nn.Module):
         return f"sizes={self.sizes}"
 
 
-class BlockMePoly(Distribution):
+class BlockMePoly(_NoReparameterization, Distribution):
     r"""Product of independent MePoly densities over consecutive coordinate blocks (see module docstring).
 
     Args:
@@ -162,7 +162,7 @@ class BlockMePoly(Distribution):
     """
 
     arg_constraints = {"natural_params": finite_vector}
-    support = constraints.independent(constraints.interval(-1.0, 1.0), 1)
+    support = cube
     has_rsample = False
 
     def __init__(self, natural_params: Tensor, family: BlockMePolyFamily, validate_args=None):

@@ -15,21 +15,39 @@ Everything derived from the normalizer (``log_partition``, ``entropy()``, ``mome
 quantities are mutually consistent (``entropy = A - lambda . moments`` exactly, KL is
 exactly zero between equal parameters) and differentiable twice in ``natural_params``.
 ``log_partition`` and ``entropy()`` share one pass over the nodes per distribution object.
+
+Corners, as for torch's own distributions:
+
+* ``torch.func``: ``grad``, ``jacrev`` and ``vmap`` work through functions that build a
+  ``MePoly`` and return ``log_prob`` or ``entropy()`` (per-sample gradients, ensembles).
+* An empty batch (``natural_params`` of shape ``(0, F)``) gives empty results of the right shapes.
+* The normalizer uses the family's tensors in the dtype and device of ``natural_params``
+  (:meth:`~mepoly_dist.MePolyFamily.node_operator_for`), so moving the family later
+  (``family.double()``) does not break a distribution built before; ``sample()`` and ``mode``
+  work in the family's current dtype and device (where its caches are) and return values in
+  those of ``natural_params``.
+* Rows whose parameters are not all finite (possible with ``validate_args=False``) give NaN
+  log-densities, entropies, modes and samples, never plausible-looking values.
+* No ``rsample``, ``cdf`` or ``icdf``: each raises ``NotImplementedError`` saying why and
+  what to use instead.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
-from torch.distributions import constraints
+from torch.distributions import biject_to, constraints, transform_to
 from torch.distributions.exp_family import ExponentialFamily
 from torch.distributions.kl import register_kl
 from torch.distributions.utils import lazy_property
 
 from .family import MePolyFamily
-from .normalizer import expectation, log_partition_and_entropy
+from .normalizer import asymptotic_error, expectation, log_partition_and_entropy
+from .quadrature import QuadratureWarning
 
-__all__ = ["MePoly", "finite_vector"]
+__all__ = ["MePoly", "finite_vector", "cube"]
 
 
 class _Finite(constraints.Constraint):
@@ -39,16 +57,62 @@ class _Finite(constraints.Constraint):
         return torch.isfinite(value)
 
 
+class _Independent(constraints._IndependentConstraint):
+    """``constraints.independent`` that also checks tensors with no elements (an empty batch):
+    torch's reshapes the result to ``(..., -1)``, which is ambiguous for zero elements."""
+
+    def check(self, value):
+        if value.numel() == 0:
+            return torch.ones(value.shape[: value.dim() - self.event_dim], dtype=torch.bool, device=value.device)
+        return super().check(value)
+
+
+# transforms to and from the constraint, as for torch's independent constraint
+for _registry in (biject_to, transform_to):
+    _registry.register(
+        _Independent,
+        lambda c, registry=_registry: registry(constraints.independent(c.base_constraint, c.reinterpreted_batch_ndims)),
+    )
+
 #: constraint on natural parameters: a vector of finite reals
-finite_vector = constraints.independent(_Finite(), 1)
+finite_vector = _Independent(_Finite(), 1)
+#: support of MePoly: points of the cube ``[-1, 1]^D``
+cube = _Independent(constraints.interval(-1.0, 1.0), 1)
 
 
-class MePoly(ExponentialFamily):
+class _NoReparameterization:
+    """``rsample``, ``cdf`` and ``icdf`` of MePoly and its block products: each raises
+    ``NotImplementedError`` with the reason and the alternative (torch's defaults raise a
+    bare ``NotImplementedError``)."""
+
+    def rsample(self, sample_shape=torch.Size()):
+        raise NotImplementedError(
+            f"{type(self).__name__} has no rsample (has_rsample=False): samples come from rejection sampling "
+            "(mepoly_dist.sampling), whose accept/reject steps are not differentiable in the natural parameters. "
+            "Use score-function (likelihood-ratio) gradients through log_prob, as PPO, A2C and TRPO do, and "
+            "sample() for draws."
+        )
+
+    def cdf(self, value):
+        raise NotImplementedError(
+            f"{type(self).__name__} has no cdf: the distribution function of a polynomial exponential family on "
+            "[-1, 1]^D is a D-fold integral of exp(lambda . phi(x)) with no closed form. Use log_prob for "
+            "densities, sample() for draws, or the quadrature expectations (mean, variance, moments)."
+        )
+
+    def icdf(self, value):
+        raise NotImplementedError(
+            f"{type(self).__name__} has no icdf: there is no closed-form CDF to invert in D dimensions (nor a "
+            "quantile function of a D-dimensional point). Use sample() for draws."
+        )
+
+
+class MePoly(_NoReparameterization, ExponentialFamily):
     r"""Maximum-entropy polynomial distribution on :math:`[-1, 1]^D`.
 
     Args:
         natural_params: :math:`\lambda`, shape ``batch_shape + (family.num_params,)``, in the
-            family's device and dtype.
+            family's device and dtype (when built; the family may move afterwards).
         family: the :class:`~mepoly_dist.MePolyFamily` (dimension, order, basis, quadrature).
         validate_args: as in ``torch.distributions`` (NaN/inf parameters and actions of the
             wrong shape or outside the cube raise ``ValueError``).
@@ -62,7 +126,7 @@ class MePoly(ExponentialFamily):
     """
 
     arg_constraints = {"natural_params": finite_vector}
-    support = constraints.independent(constraints.interval(-1.0, 1.0), 1)
+    support = cube
     has_rsample = False
 
     def __init__(self, natural_params: Tensor, family: MePolyFamily, validate_args=None):
@@ -82,6 +146,9 @@ class MePoly(ExponentialFamily):
             )
         self.natural_params = natural_params
         self.family = family
+        #: an unresolved row raises instead of warning only when ``validate_args=True`` is passed
+        #: (torch's default validation, on under ``__debug__``, warns)
+        self._strict_quadrature = validate_args is True
         super().__init__(natural_params.shape[:-1], torch.Size((family.dim,)), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
@@ -89,24 +156,92 @@ class MePoly(ExponentialFamily):
         batch_shape = torch.Size(batch_shape)
         new.natural_params = self.natural_params.expand(batch_shape + (self.family.num_params,))
         new.family = self.family
+        new._strict_quadrature = self._strict_quadrature
         super(MePoly, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 
     # -- normalizer ---------------------------------------------------------------------
-    def _expect(self, values: Tensor | None = None) -> Tensor:
-        fam = self.family
-        rows, chunk = fam.tile_for(self.batch_shape.numel())
-        return expectation(self.natural_params, fam.node_operator, fam.log_weights, values, chunk, rows)
+    def _flat_params(self) -> Tensor:
+        return self.natural_params.reshape(-1, self.family.num_params)
+
+    @lazy_property
+    def _normalized(self):
+        """``(A, H, error, level)`` per flat row: the log-partition and entropy from the family's
+        rule, recomputed on refined rules (:meth:`MePolyFamily.refined_family`, level 1, 2, ...)
+        for the rows whose error estimate exceeds ``family.tolerance_for()``.  A refined row's
+        estimate is the smaller of its rule's embedded estimate and the one from its gap to the
+        previous rule (:func:`~mepoly_dist.normalizer.asymptotic_error`)."""
+        fam, lam = self.family, self._flat_params()
+        A, H, error = _normalize_on(fam, lam)
+        level = torch.zeros(lam.shape[0], dtype=torch.long, device=lam.device)
+        tolerance = fam.tolerance_for(lam.dtype)
+        flagged = error > tolerance  # NaN rows (non-finite parameters) are not flagged
+        refinement = 1
+        while _any(flagged) and (refined := fam.refined_family(refinement)) is not None:
+            rows = flagged.nonzero().squeeze(-1)
+            A_r, H_r, error_r = _normalize_on(refined, lam[rows])
+            # the refined rule has twice the points per axis: once both converge geometrically its
+            # error is about the square of the coarser one's, which their gap measures
+            gap = A_r.detach() - A.detach()[rows]
+            error_r = torch.minimum(error_r, asymptotic_error(gap, fam.quadrature.refined_exponent))
+            A, H, error = A.index_put((rows,), A_r), H.index_put((rows,), H_r), error.index_put((rows,), error_r)
+            level = level.index_put((rows,), torch.full_like(rows, refinement))
+            flagged = flagged.index_put((rows,), error_r > tolerance)
+            refinement += 1
+        if _any(flagged):
+            count, worst = int(flagged.sum()), float(error[flagged].max())
+            message = (
+                f"MePoly: the log-partition of {count} of {lam.shape[0]} rows could not be computed to the tolerance "
+                f"{tolerance:g} nats (largest estimated error {worst:.3g} nats, quadrature {fam.quadrature.spec!r} "
+                f"refined {refinement - 1} times): their density is sharper than the rules resolve. Their log_prob, entropy "
+                "and KL are off by up to about that much; pass a finer `quadrature` or bound the natural parameters"
+            )
+            if self._strict_quadrature:
+                raise ValueError(message)
+            warnings.warn(message, QuadratureWarning, stacklevel=4)
+        return A, H, error, level
+
+    def _expect(self, values: Tensor | None = None, node_values=None) -> Tensor:
+        """``E_p[g]`` on the same rule as each row's log-partition; ``node_values(family)`` gives
+        the node values of a family's rule (``values`` for the family's own)."""
+        lam = self._flat_params()
+        out = _expect_on(self.family, lam, values)
+        level = self._normalized[3]
+        if lam.shape[0] and _any(level > 0):
+            for refinement in level.unique().tolist():
+                if refinement == 0:
+                    continue
+                rows = (level == refinement).nonzero().squeeze(-1)
+                refined = self.family.refined_family(refinement)
+                out = out.index_put((rows,), _expect_on(refined, lam[rows], None if node_values is None else node_values(refined)))
+        return out.reshape(*self.batch_shape, out.shape[-1])
 
     def _normalize(self, natural_params: Tensor):
-        fam = self.family
-        rows, chunk = fam.tile_for(natural_params.shape[:-1].numel())
-        return log_partition_and_entropy(natural_params, fam.node_operator, fam.log_weights, chunk, rows)
+        """``(A, H)`` of other parameters on the family's own rule (torch's ``ExponentialFamily`` hook)."""
+        A, H, _ = _normalize_on(self.family, natural_params.reshape(-1, self.family.num_params))
+        return A.reshape(natural_params.shape[:-1]), H.reshape(natural_params.shape[:-1])
+
+    @property
+    def quadrature_error(self) -> Tensor:
+        """Estimated error (nats) of each row's log-partition, shape ``batch_shape``: the gap to
+        the embedded rule of the rule that computed it (see :mod:`mepoly_dist.quadrature`)."""
+        return self._normalized[2].reshape(self.batch_shape)
+
+    @property
+    def quadrature_nodes(self) -> Tensor:
+        """Quadrature nodes each row's log-partition used, shape ``batch_shape`` (the family's
+        rule, or a refined one for rows it did not resolve)."""
+        counts = [self.family.quadrature.num_nodes]
+        for refinement in range(1, int(self._normalized[3].max()) + 1 if self._normalized[3].numel() else 1):
+            counts.append(self.family.refined_family(refinement).quadrature.num_nodes)
+        table = torch.tensor(counts, device=self.natural_params.device)
+        return table[self._normalized[3]].reshape(self.batch_shape)
 
     @lazy_property
     def _log_partition_and_entropy(self):
-        return self._normalize(self.natural_params)
+        A, H = self._normalized[:2]
+        return A.reshape(self.batch_shape), H.reshape(self.batch_shape)
 
     @property
     def log_partition(self) -> Tensor:
@@ -124,8 +259,13 @@ class MePoly(ExponentialFamily):
 
     @lazy_property
     def _first_two_moments(self) -> Tensor:
-        nodes = self.family.nodes
-        return self._expect(torch.cat([nodes, nodes * nodes], dim=-1))
+        dtype, device = self.natural_params.dtype, self.natural_params.device
+
+        def node_values(family):
+            nodes = family.nodes_for(dtype, device)
+            return torch.cat([nodes, nodes * nodes], dim=-1)
+
+        return self._expect(node_values(self.family), node_values)
 
     @property
     def mean(self) -> Tensor:
@@ -136,12 +276,31 @@ class MePoly(ExponentialFamily):
         m1, m2 = self._first_two_moments.split(self.family.dim, dim=-1)
         return m2 - m1 * m1
 
+    def _rows_for_search(self) -> tuple[Tensor, Tensor]:
+        """The parameters as ``(rows, F)`` for the sampler and the mode search: detached, in the
+        family's current dtype and device (where their caches live), rows with non-finite
+        entries replaced by zeros (a stand-in; their results become NaN); and the finite-row mask."""
+        fam = self.family
+        flat = self.natural_params.detach().reshape(-1, fam.num_params)
+        finite = torch.isfinite(flat).all(-1)
+        flat = torch.where(finite[:, None], flat, torch.zeros_like(flat))
+        return flat.to(dtype=fam.dtype, device=fam.device), finite
+
+    def _as_result(self, points: Tensor, finite: Tensor) -> Tensor:
+        """Points ``(..., rows, D)`` from :meth:`_rows_for_search` back in the parameters' dtype
+        and device, NaN for the rows whose parameters were not finite."""
+        points = points.to(dtype=self.natural_params.dtype, device=self.natural_params.device)
+        return points.masked_fill(~finite[:, None], float("nan"))
+
     @property
     def mode(self) -> Tensor:
-        """Highest-density point, refined by projected Newton steps beyond the grid spacing."""
+        """Highest-density point, refined by projected Newton steps beyond the grid spacing
+        (NaN for rows whose parameters are not finite)."""
         from .mode import find_mode
 
-        return find_mode(self.natural_params, self.family)
+        flat, finite = self._rows_for_search()
+        mode = find_mode(flat, self.family) if flat.shape[0] else flat.new_empty(0, self.family.dim)
+        return self._as_result(mode, finite).reshape(self.batch_shape + self.event_shape)
 
     # -- density ------------------------------------------------------------------------
     def energy(self, value: Tensor) -> Tensor:
@@ -154,14 +313,15 @@ class MePoly(ExponentialFamily):
         return self.energy(value) - self.log_partition
 
     def sample(self, sample_shape=torch.Size()) -> Tensor:
-        """Continuous samples (not snapped to quadrature nodes); see :mod:`mepoly_dist.sampling`."""
+        """Continuous samples (not snapped to quadrature nodes); see :mod:`mepoly_dist.sampling`.
+        NaN for rows whose parameters are not finite."""
         from .sampling import sample_mepoly
 
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():
-            flat = self.natural_params.reshape(-1, self.family.num_params)
-            n = int(torch.Size(sample_shape).numel())
-            x = sample_mepoly(flat, self.family, n)  # (n, B, D)
+            flat, finite = self._rows_for_search()
+            x = sample_mepoly(flat, self.family, int(torch.Size(sample_shape).numel()))  # (n, B, D)
+            x = self._as_result(x, finite)
         return x.reshape(shape)
 
     # -- ExponentialFamily hooks (used by torch's generic helpers) ---------------------------
@@ -175,6 +335,31 @@ class MePoly(ExponentialFamily):
     @property
     def _mean_carrier_measure(self):
         return 0.0
+
+
+def _normalize_on(family: MePolyFamily, lam: Tensor):
+    """``(A, H, error)`` of flat rows ``lam`` ``(B, F)`` on ``family``'s rule, in ``lam``'s dtype and device."""
+    rows, chunk = family.tile_for(lam.shape[0])
+    dtype, device = lam.dtype, lam.device
+    return log_partition_and_entropy(
+        lam, family.node_operator_for(dtype, device), family.log_weights_for(dtype, device), chunk, rows,
+        embedded=family.embedded_for(dtype, device), with_error=True,
+    )
+
+
+def _expect_on(family: MePolyFamily, lam: Tensor, values: Tensor | None) -> Tensor:
+    rows, chunk = family.tile_for(lam.shape[0])
+    dtype, device = lam.dtype, lam.device
+    return expectation(lam, family.node_operator_for(dtype, device), family.log_weights_for(dtype, device), values, chunk, rows)
+
+
+def _any(mask: Tensor) -> bool:
+    """``bool(mask.any())``, or False under ``torch.func.vmap``, where a data-dependent branch is
+    impossible: there every row keeps the family's own rule (and its error estimate)."""
+    try:
+        return bool(mask.any())
+    except RuntimeError:  # vmap: "data-dependent control flow is not supported"
+        return False
 
 
 @register_kl(MePoly, MePoly)

@@ -17,6 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import basis as _basis
+from .node_features import DenseNodeFeatures, KroneckerNodeFeatures
+
 __all__ = ["find_mode"]
 
 
@@ -35,27 +38,30 @@ def _search_points(family) -> tuple[Tensor, Tensor]:
             n = SEARCH_POINTS[family.dim]
             line = -torch.cos(torch.pi * torch.arange(n, dtype=torch.float64) / (n - 1))
             line[0], line[-1] = -1.0, 1.0
-            points = torch.cartesian_prod(*([line] * family.dim)).reshape(-1, family.dim)
-            feats = family.features(points.to(family.nodes)).to(family.node_features)
-            points = points.to(family.nodes)
+            points = torch.cartesian_prod(*([line] * family.dim)).reshape(-1, family.dim).to(family.nodes)
+            # a tensor grid: energies by sum factorization from the 1-D table (as the normalizer's
+            # Kronecker operator), never the (points, F) feature matrix
+            table = _basis.univariate_table(line, family.order, family.basis).to(family.node_features)
+            operator = KroneckerNodeFeatures(table, family.exponents) if family.dim > 1 else DenseNodeFeatures(table)
         else:
             from .sampling import default_cells_per_dim, lattice_for
 
             lattice = lattice_for(family, default_cells_per_dim(family.dim))
             points = torch.cat([family.nodes, lattice.points.to(family.nodes)])
-            feats = torch.cat([family.node_features, lattice.features])
-        family._sampler_cache[key] = (points, feats)
+            operator = DenseNodeFeatures(torch.cat([family.node_features, lattice.features]))
+        family._sampler_cache[key] = (points, operator)
     return family._sampler_cache[key]
 
 
 def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
-    """The ``k`` highest-energy points of :func:`_search_points` (streamed in chunks)."""
-    points, feats = _search_points(family)
+    """The ``k`` highest-energy points of :func:`_search_points` (streamed in blocks of nodes)."""
+    points, operator = _search_points(family)
+    prepared = operator.prepare(lam)
     best_e = best_i = None
-    chunk = max(family.chunk_size, 8192)
-    for start in range(0, feats.shape[0], chunk):
-        e = lam @ feats[start : start + chunk].t()
-        idx = torch.arange(start, start + e.shape[1], device=lam.device).expand_as(e)
+    chunk = max(8192, (1 << 20) // max(lam.shape[0], 1))
+    for block in operator.blocks(chunk):
+        e = operator.energies(prepared, block)
+        idx = torch.arange(block.start, block.stop, device=lam.device).expand_as(e)
         if best_e is not None:
             e, idx = torch.cat([best_e, e], -1), torch.cat([best_i, idx], -1)
         best_e, pos = e.topk(min(k, e.shape[1]), dim=-1)

@@ -62,15 +62,44 @@ from torch.autograd.function import once_differentiable
 
 from .node_features import NodeFeatures, as_node_features
 
-__all__ = ["DEFAULT_CHUNK", "log_partition_and_entropy", "expectation"]
+__all__ = ["DEFAULT_CHUNK", "log_partition_and_entropy", "expectation", "asymptotic_error"]
 
 #: default nodes per step of the functional API (memory ~ rows x (features + chunk)); 256 was
 #: the fastest on one core here for all 4096 rows of a batch at once, order 14, D = 2 (the
 #: family tiles large batches into fewer rows and larger chunks: ``MePolyFamily.tile_for``)
 DEFAULT_CHUNK = 256
 
+#: error estimate from the gap ``g = |A - A'|`` between two rules of one kind, the second the coarser
+#: (:mod:`mepoly_dist.quadrature`): ``g`` measures the coarser rule's error.  Once both converge
+#: geometrically, with rates in the ratio ``r`` (the points ratio for Gauss-Legendre), the finer
+#: rule's error is about ``g^r``; :func:`asymptotic_error` reports ``g (g / ASYMPTOTIC_GAP)^(r - 1)``,
+#: above ``g^r`` by a factor ``ASYMPTOTIC_GAP^(1 - r)``, and ``g`` itself while ``g >= ASYMPTOTIC_GAP``
+#: (before that regime).
+ASYMPTOTIC_GAP = 1e-3
+
+
+def asymptotic_error(gap: Tensor, exponent: float = 2.0) -> Tensor:
+    """Error estimate of the finer of two rules from the gap between their log-partitions:
+    ``|gap|`` while it is at least :data:`ASYMPTOTIC_GAP`, ``|gap| (|gap| / ASYMPTOTIC_GAP)^(exponent - 1)``
+    below (``exponent``: the ratio of the rules' geometric convergence rates, 1 for none)."""
+    gap = gap.abs()
+    return gap * (gap / ASYMPTOTIC_GAP).clamp(max=1.0) ** (float(exponent) - 1.0)
+
 # The passes run inside the forward/backward of the autograd functions below, without a graph,
 # so they overwrite their own temporaries in place (``energies`` returns a fresh tensor).
+
+
+def _log_partition_only(lam: Tensor, feats: NodeFeatures, logw: Tensor, chunk: int) -> Tensor:
+    """``A`` alone: a streamed log-sum-exp of the energies (no moments)."""
+    prepared = feats.prepare(lam)
+    m = Z = None
+    for block in feats.blocks(chunk):
+        s = feats.energies(prepared, block).add_(logw[block])
+        m_new = s.amax(dim=-1) if m is None else torch.maximum(m, s.amax(dim=-1))
+        dZ = s.sub_(m_new[:, None]).exp_().sum(-1)
+        Z = dZ if Z is None else Z * torch.exp(m - m_new) + dZ
+        m = m_new
+    return m + torch.log(Z)
 
 
 def _online_pass(lam: Tensor, feats: NodeFeatures, logw: Tensor, chunk: int, values: NodeFeatures | None = None, entropy=False):
@@ -142,15 +171,85 @@ def _known_pass(lam, feats: NodeFeatures, logw, A, chunk):
         yield block, e.add_(logw[block]).sub_(A[:, None]).exp_()
 
 
-class _Covariance(torch.autograd.Function):
+#: under ``torch.func.vmap`` the stream functions fold the vmapped dimension into the batch rows
+#: and stream the folded rows in tiles of about this many (row, node) pairs per step, like
+#: ``MePolyFamily.tile_for`` (and at least the rows of one vmapped slice, as the caller tiled them)
+VMAP_TILE_ELEMENTS = 1 << 18
+
+
+class _StreamFunction(torch.autograd.Function):
+    r"""Common ground of the streaming autograd functions: ``forward(lam, feats, logw, ..., chunk)``.
+
+    **torch.func.**  The functions are new-style (``forward`` without ``ctx``, a separate
+    ``setup_context``), which is what ``torch.func.grad`` / ``jacrev`` / ``vmap`` need.  Under
+    that style ``setup_context`` sees only the inputs and outputs, so the intermediates a
+    backward pass reuses (``mu`` and ``grad H``, the log-partition) are extra outputs of
+    ``forward``, marked non-differentiable; :meth:`results` (and the ``_Covariance``,
+    ``_Expectation`` and ``_LogPartitionEntropy`` callers below) return only the first
+    ``num_results`` outputs.
+
+    **vmap.**  The rows of ``lam`` are independent problems, and every tensor argument except
+    the log-weights and every output has one row per row of ``lam``.  So the vmap rule folds the
+    vmapped dimension into the rows, ``(V, B, ...) -> (V B, ...)``, and runs the function once on
+    the folded batch (in tiles, :data:`VMAP_TILE_ELEMENTS`) instead of tracing the stream's Python
+    loop per example; row-aligned arguments that are not vmapped are broadcast over ``V``.  The
+    backward passes are written with these functions and elementwise ops, so ``vmap(grad(...))``,
+    ``vmap(jacrev(...))`` and ``jacrev`` (a vmap over cotangents) fold the same way.
+
+    torch.func always differentiates with a graph of the gradient, so there the first backward
+    pass of ``A`` / ``H`` takes the ``create_graph`` path (two more passes over the nodes; the same
+    numbers up to rounding), and ``jacrev(jacrev(...))`` gives Hessians.  Forward mode (``jvp``,
+    ``jacfwd``, ``torch.func.hessian``) is not implemented.
+    """
+
+    #: leading outputs of ``forward`` that are results; the rest are intermediates for backward
+    num_results = 1
+    #: positions of the arguments shared by every row (the quadrature log-weights, ...)
+    _SHARED = (2,)
+
+    @classmethod
+    def results(cls, *args):
+        outputs = cls.apply(*args)
+        return outputs[0] if cls.num_results == 1 else outputs[: cls.num_results]
+
+    @classmethod
+    def vmap(cls, info, in_dims, *args):
+        if any(in_dims[i] is not None for i in cls._SHARED):
+            raise NotImplementedError(
+                "vmap over the quadrature log-weights is not supported; vmap over the natural parameters "
+                "(one family per vmapped call)"
+            )
+        size, feats, chunk = info.batch_size, args[1], args[-1]
+        row_aligned = [i for i, arg in enumerate(args) if isinstance(arg, Tensor) and i not in cls._SHARED]
+        folded = list(args)
+        for i in row_aligned:
+            arg, dim = args[i], in_dims[i]
+            arg = arg.movedim(dim, 0) if dim is not None else arg.expand(size, *arg.shape)  # (V, B, ...)
+            folded[i] = arg.reshape(size * arg.shape[1], *arg.shape[2:])
+            if i == 0:
+                rows = arg.shape[1]  # of one vmapped slice
+        total = size * rows
+        tile = max(rows, VMAP_TILE_ELEMENTS // feats.block_size(chunk), 1)
+        parts = []
+        for start in range(0, max(total, 1), tile):  # one (empty) call for an empty batch
+            piece = list(folded)
+            for i in row_aligned:
+                piece[i] = folded[i][start : start + tile]
+            parts.append(cls.apply(*piece))
+        outputs = tuple(_cat(list(part)).reshape(size, rows, *part[0].shape[1:]) for part in zip(*parts))
+        return outputs, (0,) * len(outputs)
+
+
+class _CovarianceStream(_StreamFunction):
     r""":math:`\operatorname{Cov}_p[\phi, g]\,v = \mathbb{E}_p[\phi\,(u - \bar u)]` with :math:`u = g^\top v`.
 
     ``A`` and ``gbar`` (= E[g]) are constants supplied by the caller; the backward pass
     returns the total derivative (including the dependence of the centering on lambda).
+    ``forward`` also returns ``mu`` (= E[phi], accumulated on the way) for the backward pass.
     """
 
     @staticmethod
-    def forward(ctx, lam, feats, logw, values, v, A, gbar, chunk):
+    def forward(lam, feats, logw, values, v, A, gbar, chunk):
         ubar = (gbar * v).sum(-1, keepdim=True)
         v_prepared = values.prepare(v)
         out = mu = None
@@ -160,13 +259,19 @@ class _Covariance(torch.autograd.Function):
             d_out, d_mu = both[: lam.shape[0]], both[lam.shape[0] :]
             out = d_out if out is None else out + d_out
             mu = d_mu if mu is None else mu + d_mu
+        return out, mu
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        lam, feats, logw, values, v, A, gbar, chunk = inputs
+        _, mu = output
+        ctx.mark_non_differentiable(mu)
         ctx.save_for_backward(lam, logw, v, A, gbar, mu)
         ctx.feats, ctx.values, ctx.chunk = feats, values, chunk
-        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, w):
+    def backward(ctx, w, _):
         lam, logw, v, A, gbar, mu = ctx.saved_tensors
         feats, values = ctx.feats, ctx.values
         ubar = (gbar * v).sum(-1, keepdim=True)
@@ -187,41 +292,78 @@ class _Covariance(torch.autograd.Function):
         return g_lam, None, None, None, g_v, None, None, None
 
 
-class _Expectation(torch.autograd.Function):
-    r""":math:`\mathbb{E}_p[g]` for node values ``g`` (``(N, V)``); gradient :math:`\operatorname{Cov}_p[\phi, g]\,v`."""
+class _ExpectationStream(_StreamFunction):
+    r""":math:`\mathbb{E}_p[g]` for node values ``g`` (``(N, V)``); gradient :math:`\operatorname{Cov}_p[\phi, g]\,v`.
+    ``forward`` also returns ``A`` for the backward pass."""
 
     @staticmethod
-    def forward(ctx, lam, feats, logw, values, chunk):
+    def forward(lam, feats, logw, values, chunk):
         A, gbar = _online_pass(lam, feats, logw, chunk, values=values)
+        return gbar, A
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        lam, feats, logw, values, chunk = inputs
+        gbar, A = output
+        ctx.mark_non_differentiable(A)
         ctx.save_for_backward(lam, logw, A, gbar)
         ctx.feats, ctx.values, ctx.chunk = feats, values, chunk
-        return gbar
 
     @staticmethod
-    def backward(ctx, v):
+    def backward(ctx, v, _):
         lam, logw, A, gbar = ctx.saved_tensors
         g = _Covariance.apply(lam, ctx.feats, logw, ctx.values, v, A, gbar, ctx.chunk)
         return g, None, None, None, None
 
 
-class _LogPartitionEntropy(torch.autograd.Function):
-    """``(A, H)`` in one streamed pass; the backward pass reuses the saved ``mu`` and ``grad H``."""
+class _LogPartitionEntropyStream(_StreamFunction):
+    """``(A, H)`` in one streamed pass and the error estimate of ``A`` from the embedded rule
+    (``embedded_feats``, ``embedded_logw``, ``exponent``; NaN without one); the backward pass
+    reuses ``mu`` and ``grad H``, which ``forward`` returns after them."""
+
+    num_results = 3
+    _SHARED = (2, 4)
 
     @staticmethod
-    def forward(ctx, lam, feats, logw, chunk):
+    def forward(lam, feats, logw, embedded_feats, embedded_logw, exponent, chunk):
         A, mu, H, G = _online_pass(lam, feats, logw, chunk, entropy=True)
+        if embedded_feats is None:
+            error = torch.full_like(A, torch.nan)
+        else:
+            error = asymptotic_error(A - _log_partition_only(lam, embedded_feats, embedded_logw, chunk), exponent)
+        return A, H, error, mu, G
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        lam, feats, logw, embedded_feats, embedded_logw, exponent, chunk = inputs
+        A, _, error, mu, G = output
+        ctx.mark_non_differentiable(error, mu, G)
         ctx.save_for_backward(lam, logw, A, mu, G)
         ctx.feats, ctx.chunk = feats, chunk
-        return A, H
 
     @staticmethod
-    def backward(ctx, gA, gH):
+    def backward(ctx, gA, gH, _error, _mu, _G):
         lam, logw, A, mu, G = ctx.saved_tensors
         feats = ctx.feats
-        if torch.is_grad_enabled():  # create_graph=True: build a differentiable gradient
+        if torch.is_grad_enabled():  # create_graph=True (always under torch.func): a differentiable gradient
             mu = _Expectation.apply(lam, feats, logw, feats, ctx.chunk)
             G = -_Covariance.apply(lam, feats, logw, feats, lam, A, mu.detach(), ctx.chunk)
-        return gA[:, None] * mu + gH[:, None] * G, None, None, None
+        return gA[:, None] * mu + gH[:, None] * G, None, None, None, None, None, None
+
+
+class _Results:
+    """``function.apply`` returning only the results, not the intermediates saved for backward."""
+
+    def __init__(self, function: type[_StreamFunction]):
+        self.function = function
+
+    def apply(self, *args):
+        return self.function.results(*args)
+
+
+_Covariance = _Results(_CovarianceStream)
+_Expectation = _Results(_ExpectationStream)
+_LogPartitionEntropy = _Results(_LogPartitionEntropyStream)
 
 
 def _flatten(lam: Tensor, feats: NodeFeatures, log_weights: Tensor, chunk: int, rows: int | None):
@@ -242,8 +384,13 @@ def _cat(parts):
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: int = DEFAULT_CHUNK, rows: int | None = None):
+def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: int = DEFAULT_CHUNK, rows: int | None = None,
+                              embedded=None, with_error: bool = False):
     """Log-partition ``A(lam)`` and entropy ``H(lam)`` (each of shape ``lam.shape[:-1]``).
+
+    With ``with_error=True`` also the per-row error estimate of ``A`` (no gradient):
+    :func:`asymptotic_error` of the gap to the log-partition on the embedded rule ``embedded``,
+    a tuple ``(features, log_weights, exponent)`` (``MePolyFamily.embedded_for``; NaN without it).
 
     ``feats`` are the node features: an ``(N, F)`` tensor or a
     :class:`~mepoly_dist.node_features.NodeFeatures` operator (``family.node_operator``);
@@ -253,8 +400,15 @@ def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: in
     """
     feats = as_node_features(feats)
     blocks, batch_shape, chunk = _flatten(lam, feats, log_weights, chunk, rows)
-    A, H = zip(*(_LogPartitionEntropy.apply(block, feats, log_weights, chunk) for block in blocks))
-    return _cat(A).reshape(batch_shape), _cat(H).reshape(batch_shape)
+    embedded_feats, embedded_logw, exponent = (None, None, 1.0) if embedded is None else embedded
+    if embedded_feats is not None:
+        embedded_feats = as_node_features(embedded_feats)
+        if embedded_feats.num_features != feats.num_features or embedded_logw.shape != (embedded_feats.num_nodes,):
+            raise ValueError("the embedded rule's features and log-weights do not match the features and its nodes")
+    A, H, error = zip(*(_LogPartitionEntropy.apply(block, feats, log_weights, embedded_feats, embedded_logw, float(exponent), chunk)
+                        for block in blocks))
+    A, H = _cat(A).reshape(batch_shape), _cat(H).reshape(batch_shape)
+    return (A, H, _cat(error).reshape(batch_shape)) if with_error else (A, H)
 
 
 def expectation(

@@ -26,6 +26,20 @@ other rules): their ``nodes`` are all tuples ``(t[i_1], ..., t[i_D])`` in row-ma
 (the last index fastest), which lets :class:`~mepoly_dist.node_features.KroneckerNodeFeatures`
 factorize the normalizer's products.
 
+**Embedded rules and error estimates.**  Every rule names a second, coarser rule of its kind,
+:meth:`QuadratureRule.embedded` (Gauss-Legendre: ``ceil(3n/4)`` points per axis; composite
+Gauss-Legendre: ``ceil(3p/4)`` points per panel; trapezoid: half the points; Sobol': the first
+half of the same scrambled sequence).  The normalizer evaluates the log-partition :math:`A'` on it
+(energies only, no moments: about a fifth of the main pass for Gauss-Legendre) and turns the gap
+:math:`g = |A - A'|` into an estimate of the error of :math:`A` with
+:func:`~mepoly_dist.normalizer.asymptotic_error`: :math:`g` itself, or, once both rules converge
+geometrically, :math:`g` to the power of their convergence ratio (``embedded_exponent``; the
+points ratio for Gauss-Legendre, 1 for the others), scaled to stay conservative.
+
+:meth:`QuadratureRule.refined` gives the same kind of rule with about twice the points per axis
+(the escalation step of :class:`~mepoly_dist.MePoly` for rows whose estimate is too large), and
+``refined_exponent`` the convergence ratio of that pair (2 for Gauss-Legendre, 1 otherwise).
+
 Pick a rule by object or by name with :func:`make_rule` (``"gauss_legendre:64"``,
 ``"composite_gauss_legendre:16x4"``, ``"trapezoid:256"``, ``"sobol:8192"``).
 """
@@ -41,6 +55,7 @@ from scipy.stats import qmc
 from torch import Tensor
 
 __all__ = [
+    "QuadratureWarning",
     "QuadratureRule",
     "TrapezoidRule",
     "GaussLegendreRule",
@@ -50,6 +65,12 @@ __all__ = [
     "make_rule",
     "default_rule",
 ]
+
+
+class QuadratureWarning(RuntimeWarning):
+    """Some rows' log-partitions could not be computed to the family's tolerance: their density
+    is sharper than the finest rule within the node budget resolves.  The message names how many
+    rows and the largest estimated error; ``MePoly.quadrature_error`` has it per row."""
 
 
 class QuadratureRule:
@@ -64,6 +85,11 @@ class QuadratureRule:
     #: for a tensor-product rule, the ``(n,)`` float64 nodes of its 1-D factor (the same on
     #: every axis; ``nodes`` lists their products in row-major order); None otherwise
     axis_nodes: Tensor | None = None
+
+    #: convergence ratio of this rule to :meth:`embedded` (error ~ embedded error ** ratio)
+    embedded_exponent = 1.0
+    #: convergence ratio of :meth:`refined` to this rule
+    refined_exponent = 1.0
 
     def __init__(self, nodes: np.ndarray, weights: np.ndarray):
         nodes = np.asarray(nodes, dtype=np.float64)
@@ -82,6 +108,19 @@ class QuadratureRule:
         log_weights += dim * math.log(2.0) - np.logaddexp.reduce(log_weights)
         self.nodes = torch.from_numpy(nodes)
         self.log_weights = torch.from_numpy(log_weights)
+
+    @property
+    def points_per_axis(self) -> int | None:
+        """Nodes per axis of a tensor-product rule (None for other rules)."""
+        return None if self.axis_nodes is None else len(self.axis_nodes)
+
+    def refined(self) -> "QuadratureRule":
+        """The same kind of rule with about twice the nodes per axis."""
+        raise NotImplementedError(f"{type(self).__name__} has no refinement")
+
+    def embedded(self) -> "QuadratureRule | None":
+        """The coarser rule whose log-partition estimates this one's error (None: no estimate)."""
+        return None
 
     @property
     def dim(self) -> int:
@@ -143,6 +182,12 @@ class TrapezoidRule(QuadratureRule):
     def spec(self) -> str:
         return f"trapezoid:{self.points}"
 
+    def refined(self) -> "TrapezoidRule":
+        return TrapezoidRule(self.dim, 2 * self.points - 1)
+
+    def embedded(self) -> "TrapezoidRule | None":
+        return TrapezoidRule(self.dim, (self.points + 1) // 2) if self.points >= 4 else None
+
 
 class GaussLegendreRule(QuadratureRule):
     """Tensor-product Gauss-Legendre rule with ``points`` nodes per dimension
@@ -155,10 +200,19 @@ class GaussLegendreRule(QuadratureRule):
         x, w = legendre.leggauss(self.points)
         super().__init__(*_tensor_product(x, w, _positive_int(dim, "dim")))
         self.axis_nodes = torch.from_numpy(x)
+        self.embedded_points = math.ceil(3 * self.points / 4)
+        self.embedded_exponent = self.points / self.embedded_points
+        self.refined_exponent = 2.0
 
     @property
     def spec(self) -> str:
         return f"gauss_legendre:{self.points}"
+
+    def refined(self) -> "GaussLegendreRule":
+        return GaussLegendreRule(self.dim, 2 * self.points)
+
+    def embedded(self) -> "GaussLegendreRule | None":
+        return GaussLegendreRule(self.dim, self.embedded_points) if self.points >= 4 else None
 
 
 class CompositeGaussLegendreRule(QuadratureRule):
@@ -182,6 +236,14 @@ class CompositeGaussLegendreRule(QuadratureRule):
     @property
     def spec(self) -> str:
         return f"composite_gauss_legendre:{self.panels}x{self.points}"
+
+    def refined(self) -> "CompositeGaussLegendreRule":
+        return CompositeGaussLegendreRule(self.dim, 2 * self.panels, self.points)
+
+    def embedded(self) -> "CompositeGaussLegendreRule | None":
+        if self.points >= 2:
+            return CompositeGaussLegendreRule(self.dim, self.panels, math.ceil(3 * self.points / 4))
+        return CompositeGaussLegendreRule(self.dim, self.panels // 2, 1) if self.panels >= 4 else None
 
 
 class SobolRule(QuadratureRule):
@@ -208,6 +270,13 @@ class SobolRule(QuadratureRule):
     def spec(self) -> str:
         return f"sobol:{self.num_nodes}" + (f":{self.seed}" if self.seed else "")
 
+    def refined(self) -> "SobolRule":
+        return SobolRule(self.dim, 2 * self.num_nodes, self.seed)
+
+    def embedded(self) -> "SobolRule | None":
+        # the first half of the same scrambled sequence, itself a net of N / 2 points
+        return SobolRule(self.dim, self.num_nodes // 2, self.seed) if self.num_nodes >= 4 else None
+
 
 RULES = {
     "trapezoid": TrapezoidRule,
@@ -217,31 +286,40 @@ RULES = {
 }
 
 
-def default_rule(dim: int) -> QuadratureRule:
+#: default tensor Gauss-Legendre points per axis by dimension (more for orders above them)
+DEFAULT_POINTS = {1: 256, 2: 80, 3: 20, 4: 9, 5: 6}
+
+
+def default_rule(dim: int, order: int | None = None, max_nodes: int | None = None) -> QuadratureRule:
     """The default rule for a dimension: the most accurate per node in
-    ``benchmarks/results/normalizer.md``, with at most about 8,192 nodes.
+    ``benchmarks/results/normalizer.md``, with at most about 8,192 nodes; ``order`` must be one
+    it resolves (at least ``order + 1`` points per axis; a larger order gets that many).
 
     Tensor Gauss-Legendre wins per node up to D = 5 (the MePoly integrand is analytic, so its
     error falls exponentially with the points per axis); for D = 2, order 14, 80 points per axis
     (6,400 nodes) put the paper's lemniscate and two-moons targets within 2e-7 of a 1024^2
-    reference (the paper's 65,536-node trapezoid grid: 1.7e-5).  From D = 6 on a tensor grid
-    has too few points per axis and scrambled Sobol' points are more accurate.
+    reference (the paper's 65,536-node trapezoid grid: 1.7e-5).  From D = 6 on a tensor grid has
+    too few points per axis and scrambled Sobol' points are more accurate.  Rows sharper than the
+    rule resolves are caught by its embedded error estimate and recomputed on refined rules
+    (:class:`~mepoly_dist.MePoly`).
     """
-    points = {1: 256, 2: 80, 3: 20, 4: 9, 5: 6}
-    if dim in points:
-        return GaussLegendreRule(dim, points=points[dim])
+    if dim in DEFAULT_POINTS:
+        points = DEFAULT_POINTS[dim]
+        if max_nodes is not None:  # the most points per axis with points^dim <= max_nodes
+            points = min(points, next(p for p in range(points, 0, -1) if p**dim <= max_nodes or p == 1))
+        return GaussLegendreRule(dim, points=max(points, 0 if order is None else order + 1))
     return SobolRule(dim, num_nodes=8192)
 
 
-def make_rule(spec, dim: int) -> QuadratureRule:
-    """Build a rule from ``None`` (the default), a rule object or a spec string.
+def make_rule(spec, dim: int, order: int | None = None, max_nodes: int | None = None) -> QuadratureRule:
+    """Build a rule from ``None`` (the default for ``dim`` and ``order``), a rule object or a spec string.
 
     Spec strings are ``NAME`` or ``NAME:SIZE`` with NAME in :data:`RULES`:
     ``"trapezoid:256"``, ``"gauss_legendre:64"``, ``"composite_gauss_legendre:16x4"``
     (panels x points), ``"sobol:8192"`` or ``"sobol:8192:SEED"``.
     """
     if spec is None or spec == "default":
-        return default_rule(dim)
+        return default_rule(dim, order, max_nodes)
     if isinstance(spec, QuadratureRule):
         if spec.dim != dim:
             raise ValueError(f"quadrature rule {spec!r} is for dim={spec.dim}, but the family has dim={dim}")

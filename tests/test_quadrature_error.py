@@ -1,0 +1,123 @@
+"""The quadrature's per-row error estimate, the refinement of unresolved rows and the refusal of
+rules too coarse for the order, against an independent float64 reference (numpy's Legendre
+Vandermonde matrices on a fine Gauss-Legendre grid; nothing of the package's normalizer)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.polynomial import legendre as nplegendre
+
+from mepoly_dist import MePoly, MePolyFamily, QuadratureWarning
+from mepoly_dist.basis import exponent_set
+
+ORDER = 14
+
+
+def reference(lam: np.ndarray, order: int, points: int = 1500) -> tuple[float, float]:
+    """``(A, H)`` of a 2-D row on a ``points x points`` Gauss-Legendre grid, energies
+    ``V Lambda V^T`` from numpy's Legendre Vandermonde matrix (1500 and 3000 points agree to 1e-10
+    on these rows)."""
+    exps = exponent_set(2, order).numpy()
+    coef = np.zeros((order + 1, order + 1))
+    coef[exps[:, 0], exps[:, 1]] = lam
+    x, w = nplegendre.leggauss(points)
+    vander = nplegendre.legvander(x, order)
+    energy = vander @ coef @ vander.T
+    s = energy + np.log(w)[:, None] + np.log(w)[None, :]
+    top = s.max()
+    p = np.exp(s - top)
+    A = top + np.log(p.sum())
+    return A, A - (p * energy).sum() / p.sum()
+
+
+def rows(scale: float, count: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(count, exponent_set(2, ORDER).shape[0], generator=gen, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
+def test_error_estimate_bounds_the_true_error(scale):
+    family = MePolyFamily(2, ORDER, quadrature="gauss_legendre:80", dtype=torch.float64)
+    lam = rows(scale, 6)
+    dist = MePoly(lam, family)
+    truth = np.array([reference(row.numpy(), ORDER)[0] for row in lam])
+    error = np.abs(dist.log_partition.numpy() - truth)
+    assert np.all(dist.quadrature_error.numpy() >= error - 1e-12), (dist.quadrature_error, error)
+
+
+def test_sharp_rows_are_refined_to_the_reference():
+    """c = 10: the default 80 x 80 rule alone is off by up to ~1 nat here; refined rows match."""
+    family = MePolyFamily(2, ORDER, dtype=torch.float64)
+    lam = rows(10.0, 6, seed=1)
+    fixed = MePoly(lam, MePolyFamily(2, ORDER, quadrature="gauss_legendre:80", dtype=torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuadratureWarning)
+        dist = MePoly(lam, family, validate_args=False)
+        A, H = dist.log_partition.numpy(), dist.entropy().numpy()
+    truth = np.array([reference(row.numpy(), ORDER, 2000) for row in lam])
+    fixed_error = np.abs(fixed.log_partition.numpy() - truth[:, 0])
+    refined = dist.quadrature_nodes.numpy() > family.quadrature.num_nodes
+    assert refined.any()
+    # every row the default rule got wrong by more than the tolerance was refined, and is now right
+    assert np.all(refined[fixed_error > family.tolerance_for()])
+    assert np.abs(A - truth[:, 0]).max() <= 1e-6
+    assert np.abs(H - truth[:, 1]).max() <= 1e-5
+
+
+def test_gradient_of_refined_rows_matches_finite_differences_of_the_reference():
+    family = MePolyFamily(2, ORDER, dtype=torch.float64)
+    lam = rows(10.0, 6, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuadratureWarning)
+        dist = MePoly(lam.clone().requires_grad_(), family, validate_args=False)
+        refined = (dist.quadrature_nodes > family.quadrature.num_nodes).nonzero().flatten()
+        row = int(refined[0])
+        dist.log_partition[row].backward()
+    grad = dist.natural_params.grad[row].numpy()
+    direction = np.random.default_rng(0).standard_normal(grad.shape)
+    h = 1e-4
+    plus = reference(lam[row].numpy() + h * direction, ORDER, 2000)[0]
+    minus = reference(lam[row].numpy() - h * direction, ORDER, 2000)[0]
+    assert abs(grad @ direction - (plus - minus) / (2 * h)) <= 1e-5 * (1 + abs(grad @ direction))
+
+
+def test_unresolved_rows_warn_with_count_and_error_and_raise_under_validate_args():
+    family = MePolyFamily(2, ORDER, dtype=torch.float64)
+    lam = torch.cat([rows(0.3, 2), rows(100.0, 3, seed=2)])
+    with pytest.warns(QuadratureWarning, match=r"of (\d+) of 5 rows.*largest estimated error"):
+        dist = MePoly(lam, family, validate_args=False)
+        dist.entropy()
+    assert torch.all(dist.quadrature_error[:2] < family.tolerance_for())
+    with pytest.raises(ValueError, match="could not be computed to the tolerance"):
+        MePoly(lam, family, validate_args=True).log_partition
+
+
+def test_a_chosen_rule_is_used_as_is_with_its_estimate():
+    """A rule the user names is that rule's quadrature measure (no refinement, no warning)."""
+    family = MePolyFamily(2, ORDER, quadrature="gauss_legendre:40", dtype=torch.float64)
+    dist = MePoly(rows(10.0, 3), family)
+    assert torch.all(dist.quadrature_nodes == 1600)
+    assert torch.all(dist.quadrature_error > 0)
+
+
+@pytest.mark.parametrize(
+    "dim, order, spec, needed",
+    [(2, 14, "gauss_legendre:2", "order \\+ 1 = 15"), (2, 8, "trapezoid:8", "order \\+ 1 = 9"), (3, 6, "composite_gauss_legendre:2x3", "= 7")],
+)
+def test_a_rule_too_coarse_for_the_order_is_refused(dim, order, spec, needed):
+    with pytest.raises(ValueError, match=needed):
+        MePolyFamily(dim, order, quadrature=spec)
+
+
+def test_a_point_set_smaller_than_the_features_is_refused():
+    with pytest.raises(ValueError, match="fewer than the 120 features"):
+        MePolyFamily(2, 14, quadrature="sobol:64")
+
+
+def test_orders_above_the_default_points_get_enough_points():
+    family = MePolyFamily(4, 10)  # the default 9 points per axis would not resolve order 10
+    assert family.quadrature.points_per_axis == 11
