@@ -10,6 +10,7 @@ import torch
 
 from _reference import features_ref, gauss_legendre_grid
 from mepoly_dist import MePoly, MePolyFamily, make_rule
+from mepoly_dist.basis import exponent_set
 from mepoly_dist.node_features import DenseNodeFeatures, KroneckerNodeFeatures
 from mepoly_dist.normalizer import expectation, log_partition_and_entropy
 
@@ -226,3 +227,31 @@ def test_empty_batch(node_operator):
     (g,) = torch.autograd.grad(A.sum() + H.sum() + ev.sum(), lam, create_graph=True)
     (h,) = torch.autograd.grad(g.sum(), lam)
     assert g.shape == h.shape == (0, fam.num_params)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_row_kronecker_products_equal_dense_products_at_each_rows_nodes(dim):
+    """The per-row operator (box rules) against the stored feature matrix of every row's own nodes,
+    including the stacked batches the normalizer's covariance pass sends (two weight sets)."""
+    from mepoly_dist.node_features import RowKroneckerNodeFeatures
+    from mepoly_dist.zoom import BoxRule
+
+    order, points, rows = 4, 5, 3
+    exps = exponent_set(dim, order)
+    gen = torch.Generator().manual_seed(0)
+    lo = -torch.rand(rows, dim, generator=gen, dtype=torch.float64)
+    hi = torch.rand(rows, dim, generator=gen, dtype=torch.float64)
+    rule = BoxRule(lo, hi, points, exps, order, "legendre")
+    op = rule.operator
+    assert isinstance(op, RowKroneckerNodeFeatures)
+    grids = torch.meshgrid(*[torch.arange(points)] * dim, indexing="ij")
+    index = torch.stack([g.reshape(-1) for g in grids], -1)
+    nodes = torch.stack([rule.axis_nodes[:, d, index[:, d]] for d in range(dim)], -1)  # (rows, N, D)
+    dense = torch.from_numpy(features_ref(nodes.numpy(), exps.numpy()))  # (rows, N, F)
+    lam = torch.randn(rows, exps.shape[0], generator=gen, dtype=torch.float64)
+    for block in op.blocks(points ** (dim - 1)):
+        expected = torch.einsum("bf,bnf->bn", lam, dense[:, block])
+        torch.testing.assert_close(op.energies(op.prepare(lam), block), expected)
+        weights = torch.rand(2 * rows, block.stop - block.start, generator=gen, dtype=torch.float64)
+        stacked = torch.cat([dense[:, block]] * 2)
+        torch.testing.assert_close(op.moments(weights, block), torch.einsum("bn,bnf->bf", weights, stacked))

@@ -45,7 +45,8 @@ from torch.distributions.utils import lazy_property
 
 from .family import MePolyFamily
 from .normalizer import asymptotic_error, expectation, log_partition_and_entropy
-from .quadrature import QuadratureWarning
+from .quadrature import GaussLegendreRule, QuadratureWarning
+from .zoom import BoxRule, zoom_boxes
 
 __all__ = ["MePoly", "finite_vector", "cube"]
 
@@ -167,54 +168,100 @@ class MePoly(_NoReparameterization, ExponentialFamily):
 
     @lazy_property
     def _normalized(self):
-        """``(A, H, error, level)`` per flat row: the log-partition and entropy from the family's
-        rule, recomputed on refined rules (:meth:`MePolyFamily.refined_family`, level 1, 2, ...)
-        for the rows whose error estimate exceeds ``family.tolerance_for()``.  A refined row's
-        estimate is the smaller of its rule's embedded estimate and the one from its gap to the
-        previous rule (:func:`~mepoly_dist.normalizer.asymptotic_error`)."""
+        """``(A, H, error, level)`` per flat row, and the rows' boxes in ``_boxes``.
+
+        All rows are first computed on the family's rule (level 0, box: the cube).  Rows whose
+        error estimate exceeds ``family.tolerance_for()`` are recomputed: with a Gauss-Legendre
+        rule, on a box around their mass (:mod:`mepoly_dist.zoom`) with the family's points per
+        axis and then ``2^k`` times as many (level ``k``, up to ``family.max_nodes``); with other
+        rules, on the family's rule refined ``k`` times (:meth:`MePolyFamily.refined_family`).
+        Each time a row keeps the result with the smaller estimate.  The estimate at level
+        ``k > 0`` is the smaller of the rule's embedded estimate and the one from the gap to level
+        ``k - 1`` (:func:`~mepoly_dist.normalizer.asymptotic_error`)."""
         fam, lam = self.family, self._flat_params()
         A, H, error = _normalize_on(fam, lam)
         level = torch.zeros(lam.shape[0], dtype=torch.long, device=lam.device)
         tolerance = fam.tolerance_for(lam.dtype)
         flagged = error > tolerance  # NaN rows (non-finite parameters) are not flagged
-        refinement = 1
-        while _any(flagged) and (refined := fam.refined_family(refinement)) is not None:
+        self._boxes = None
+
+        def adopt(rows, A_new, H_new, error_new, k):
+            nonlocal A, H, error, level, flagged
+            better = error_new < error[rows]
+            rows, A_new, H_new, error_new = rows[better], A_new[better], H_new[better], error_new[better]
+            A, H, error = A.index_put((rows,), A_new), H.index_put((rows,), H_new), error.index_put((rows,), error_new)
+            level = level.index_put((rows,), torch.full_like(rows, k))
+            flagged = flagged.index_put((rows,), error_new > tolerance)
+            return better
+
+        zoom = _zoomable(fam)
+        if zoom and _any(flagged):
+            cube = torch.ones(lam.shape[0], fam.dim, dtype=lam.dtype, device=lam.device)
             rows = flagged.nonzero().squeeze(-1)
-            A_r, H_r, error_r = _normalize_on(refined, lam[rows])
-            # the refined rule has twice the points per axis: once both converge geometrically its
-            # error is about the square of the coarser one's, which their gap measures
+            lo, hi = zoom_boxes(lam[rows], fam.quadrature.points, fam._exponents_on(lam.device), fam.order, fam.basis)
+            # level 0 on the box; a row whose box did not help keeps the cube (its result and its box)
+            better = adopt(rows, *_normalize_on_box(fam, lam[rows], lo, hi, fam.quadrature.points), 0)
+            lo, hi = torch.where(better[:, None], lo, -1.0), torch.where(better[:, None], hi, 1.0)
+            self._boxes = (-cube).index_put((rows,), lo), cube.index_put((rows,), hi)
+        k = 1
+        while _any(flagged):
+            rows = flagged.nonzero().squeeze(-1)
+            if zoom:
+                points = fam.quadrature.points * 2**k
+                if points**fam.dim > fam.max_nodes:
+                    break
+                A_r, H_r, error_r = _normalize_on_box(fam, lam[rows], self._boxes[0][rows], self._boxes[1][rows], points)
+            else:
+                refined = fam.refined_family(k)
+                if refined is None:
+                    break
+                A_r, H_r, error_r = _normalize_on(refined, lam[rows])
+            # twice the points per axis: once both converge geometrically, the error is about the
+            # coarser one's to the power refined_exponent, which their gap measures
             gap = A_r.detach() - A.detach()[rows]
-            error_r = torch.minimum(error_r, asymptotic_error(gap, fam.quadrature.refined_exponent))
-            A, H, error = A.index_put((rows,), A_r), H.index_put((rows,), H_r), error.index_put((rows,), error_r)
-            level = level.index_put((rows,), torch.full_like(rows, refinement))
-            flagged = flagged.index_put((rows,), error_r > tolerance)
-            refinement += 1
+            adopt(rows, A_r, H_r, torch.minimum(error_r, asymptotic_error(gap, fam.quadrature.refined_exponent)), k)
+            k += 1
         if _any(flagged):
             count, worst = int(flagged.sum()), float(error[flagged].max())
             message = (
                 f"MePoly: the log-partition of {count} of {lam.shape[0]} rows could not be computed to the tolerance "
-                f"{tolerance:g} nats (largest estimated error {worst:.3g} nats, quadrature {fam.quadrature.spec!r} "
-                f"refined {refinement - 1} times): their density is sharper than the rules resolve. Their log_prob, entropy "
-                "and KL are off by up to about that much; pass a finer `quadrature` or bound the natural parameters"
+                f"{tolerance:g} nats (largest estimated error {worst:.3g} nats, quadrature {fam.quadrature.spec!r}"
+                f"{' zoomed and' if zoom else ''} refined {k - 1} times, up to max_nodes={fam.max_nodes}): their density is "
+                "sharper than the rules resolve. Their log_prob, entropy and KL are off by up to about that much; pass a "
+                "larger max_nodes or bound the natural parameters"
             )
             if self._strict_quadrature:
                 raise ValueError(message)
             warnings.warn(message, QuadratureWarning, stacklevel=4)
         return A, H, error, level
 
-    def _expect(self, values: Tensor | None = None, node_values=None) -> Tensor:
-        """``E_p[g]`` on the same rule as each row's log-partition; ``node_values(family)`` gives
-        the node values of a family's rule (``values`` for the family's own)."""
-        lam = self._flat_params()
-        out = _expect_on(self.family, lam, values)
+    def _expect(self, first_two: bool = False) -> Tensor:
+        """``E_p[phi]``, or with ``first_two`` ``E_p[x]`` and ``E_p[x^2]`` (``(..., 2D)``), each row on
+        the rule that computed its log-partition."""
+        lam, fam = self._flat_params(), self.family
+        dtype, device = lam.dtype, lam.device
+
+        def values(family):
+            if not first_two:
+                return None
+            nodes = family.nodes_for(dtype, device)
+            return torch.cat([nodes, nodes * nodes], dim=-1)
+
+        out = _expect_on(fam, lam, values(fam))
         level = self._normalized[3]
-        if lam.shape[0] and _any(level > 0):
-            for refinement in level.unique().tolist():
-                if refinement == 0:
-                    continue
-                rows = (level == refinement).nonzero().squeeze(-1)
-                refined = self.family.refined_family(refinement)
-                out = out.index_put((rows,), _expect_on(refined, lam[rows], None if node_values is None else node_values(refined)))
+        own = level == 0
+        if self._boxes is not None:
+            own &= (self._boxes[1] - self._boxes[0] == 2).all(-1)  # level 0 on the cube: the family's rule
+        if lam.shape[0] and not _all(own):
+            for k in level[~own].unique().tolist():
+                rows = ((level == k) & ~own).nonzero().squeeze(-1)
+                if self._boxes is not None:
+                    lo, hi = self._boxes[0][rows], self._boxes[1][rows]
+                    new = _expect_on_box(fam, lam[rows], lo, hi, fam.quadrature.points * 2**k, first_two)
+                else:
+                    refined = fam.refined_family(k)
+                    new = _expect_on(refined, lam[rows], values(refined))
+                out = out.index_put((rows,), new)
         return out.reshape(*self.batch_shape, out.shape[-1])
 
     def _normalize(self, natural_params: Tensor):
@@ -230,13 +277,16 @@ class MePoly(_NoReparameterization, ExponentialFamily):
 
     @property
     def quadrature_nodes(self) -> Tensor:
-        """Quadrature nodes each row's log-partition used, shape ``batch_shape`` (the family's
-        rule, or a refined one for rows it did not resolve)."""
-        counts = [self.family.quadrature.num_nodes]
-        for refinement in range(1, int(self._normalized[3].max()) + 1 if self._normalized[3].numel() else 1):
-            counts.append(self.family.refined_family(refinement).quadrature.num_nodes)
-        table = torch.tensor(counts, device=self.natural_params.device)
-        return table[self._normalized[3]].reshape(self.batch_shape)
+        """Quadrature nodes each row's log-partition used, shape ``batch_shape``: the family's
+        rule's, or those of the finer rule a row needed (on the cube or on a box around its mass)."""
+        level = self._normalized[3]
+        if self._boxes is not None:
+            nodes = (self.family.quadrature.points * 2**level) ** self.family.dim
+        else:
+            counts = [self.family.refined_family(k).quadrature.num_nodes if k else self.family.quadrature.num_nodes
+                      for k in range(int(level.max()) + 1 if level.numel() else 1)]
+            nodes = torch.tensor(counts, device=level.device)[level]
+        return nodes.reshape(self.batch_shape)
 
     @lazy_property
     def _log_partition_and_entropy(self):
@@ -259,13 +309,7 @@ class MePoly(_NoReparameterization, ExponentialFamily):
 
     @lazy_property
     def _first_two_moments(self) -> Tensor:
-        dtype, device = self.natural_params.dtype, self.natural_params.device
-
-        def node_values(family):
-            nodes = family.nodes_for(dtype, device)
-            return torch.cat([nodes, nodes * nodes], dim=-1)
-
-        return self._expect(node_values(self.family), node_values)
+        return self._expect(first_two=True)
 
     @property
     def mean(self) -> Tensor:
@@ -347,10 +391,56 @@ def _normalize_on(family: MePolyFamily, lam: Tensor):
     )
 
 
+def _zoomable(family: MePolyFamily) -> bool:
+    """Box rules map the family's rule onto boxes: a tensor Gauss-Legendre rule."""
+    return isinstance(family.quadrature, GaussLegendreRule) and family.embedded_rule is not None
+
+
+def _box_rules(family: MePolyFamily, lo: Tensor, hi: Tensor, points: int) -> tuple[BoxRule, BoxRule, float]:
+    """Gauss-Legendre with ``points`` per axis and its embedded rule (``ceil(3 points / 4)``, as
+    :class:`~mepoly_dist.quadrature.GaussLegendreRule`) on the boxes ``[lo, hi]``, and the
+    embedded rule's convergence ratio."""
+    exponents = family._exponents_on(lo.device)
+    embedded = GaussLegendreRule(1, points)
+    return (BoxRule(lo, hi, points, exponents, family.order, family.basis),
+            BoxRule(lo, hi, embedded.embedded_points, exponents, family.order, family.basis), embedded.embedded_exponent)
+
+
+def _normalize_on_box(family: MePolyFamily, lam: Tensor, lo: Tensor, hi: Tensor, points: int):
+    """``(A, H, error)`` of flat rows on ``points``-point Gauss-Legendre rules on their boxes."""
+    main, embedded, exponent = _box_rules(family, lo, hi, points)
+    _, chunk = family.tile_for(lam.shape[0])
+    return log_partition_and_entropy(
+        lam, main.operator, main.log_weights(), chunk, embedded=(embedded.operator, embedded.log_weights(), exponent), with_error=True,
+    )
+
+
+def _expect_on_box(family: MePolyFamily, lam: Tensor, lo: Tensor, hi: Tensor, points: int, first_two: bool) -> Tensor:
+    """``E_p[phi]`` (or ``E_p[x], E_p[x^2]``) of flat rows on their box rules."""
+    main, _, _ = _box_rules(family, lo, hi, points)
+    _, chunk = family.tile_for(lam.shape[0])
+    if not first_two:
+        return expectation(lam, main.operator, main.log_weights(), None, chunk)
+    # x_d and x_d^2 from the tables' first two columns: b_1 = x and b_2 = x^2 (monomial) or
+    # P_2 = (3 x^2 - 1) / 2 (Legendre)
+    eye = torch.eye(family.dim, dtype=torch.long, device=lam.device)
+    m = expectation(lam, main.operator, main.log_weights(), main.operator.with_exponents(torch.cat([eye, 2 * eye])), chunk)
+    m1, m2 = m.split(family.dim, dim=-1)
+    return torch.cat([m1, (2 * m2 + 1) / 3 if family.basis == "legendre" else m2], dim=-1)
+
+
 def _expect_on(family: MePolyFamily, lam: Tensor, values: Tensor | None) -> Tensor:
     rows, chunk = family.tile_for(lam.shape[0])
     dtype, device = lam.dtype, lam.device
     return expectation(lam, family.node_operator_for(dtype, device), family.log_weights_for(dtype, device), values, chunk, rows)
+
+
+def _all(mask: Tensor) -> bool:
+    """``bool(mask.all())``, or True under ``torch.func.vmap`` (see :func:`_any`)."""
+    try:
+        return bool(mask.all())
+    except RuntimeError:
+        return True
 
 
 def _any(mask: Tensor) -> bool:

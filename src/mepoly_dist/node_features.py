@@ -70,7 +70,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["NodeFeatures", "DenseNodeFeatures", "KroneckerNodeFeatures", "as_node_features", "kronecker_flops"]
+__all__ = ["NodeFeatures", "DenseNodeFeatures", "KroneckerNodeFeatures", "RowKroneckerNodeFeatures", "as_node_features", "kronecker_flops", "dense_index"]
 
 
 class NodeFeatures:
@@ -165,9 +165,7 @@ class KroneckerNodeFeatures(NodeFeatures):
         self.exponents = exponents
         # row of alpha in the (K^D, B) layout: (k_1, ..., k_D) in row-major order; and for each
         # row, the feature it holds (F: a zero row appended to the coefficients)
-        index = torch.zeros_like(exponents[:, 0])
-        for d in range(self.dim):
-            index = index * K + exponents[:, d]
+        index = dense_index(exponents, K)
         self._index = index
         self._source = torch.full((K**self.dim,), self.num_features, dtype=index.dtype, device=index.device)
         self._source[index] = torch.arange(self.num_features, device=index.device)
@@ -231,3 +229,107 @@ def kronecker_flops(points: int, width: int, dim: int) -> int:
     r"""Multiply-adds per coefficient row of one sum-factorized product over all nodes,
     :math:`\sum_{d=1}^{D} n^d K^{D-d+1}` (the dense product costs :math:`n^D F`)."""
     return sum(points**d * width ** (dim - d + 1) for d in range(1, dim + 1))
+
+
+def dense_index(exponents: Tensor, width: int) -> Tensor:
+    """Position of each exponent vector in the row-major ``width^D`` multi-index layout."""
+    index = torch.zeros_like(exponents[:, 0])
+    for d in range(exponents.shape[1]):
+        index = index * width + exponents[:, d]
+    return index
+
+
+class RowKroneckerNodeFeatures(NodeFeatures):
+    r"""Sum-factorized features of a *per-row* tensor-product rule (the box rules of
+    :mod:`mepoly_dist.zoom`).
+
+    Row ``b`` has its own 1-D nodes :math:`t^{(b)}_{d,j}` on every axis, so its own 1-D tables
+    :math:`T^{(b)}_{d,jk} = b_k(t^{(b)}_{d,j})`; its node ``i = (i_1, ..., i_D)`` (row-major, the
+    same layout as :class:`KroneckerNodeFeatures`) has features :math:`\prod_d T^{(b)}_{d, i_d \alpha_d}`.
+    The energies and moments are the same mode products as in :class:`KroneckerNodeFeatures`, with
+    a batched matrix product per mode (batch first) instead of one shared product:
+
+    .. math::
+
+        E^{(b)} = \Lambda^{(b)} \times_1 T^{(b)}_1 \cdots \times_D T^{(b)}_D,
+        \qquad M^{(b)} = Q^{(b)} \times_1 T^{(b)\top}_1 \cdots \times_D T^{(b)\top}_D,
+
+    i.e. :math:`E = T_1 \Lambda T_2^\top` and :math:`M = T_1^\top Q\, T_2` per row for D = 2, at
+    :math:`\sum_d n^d K^{D-d+1}` multiply-adds per row and pass.  Blocks are whole slabs of the
+    leading node axis, as for the shared operator.
+
+    Args:
+        tables: ``(B, D, n, K)`` per-row 1-D tables (working dtype and device).
+        exponents: ``(F, D)`` exponent set, entries ``< K``.
+    """
+
+    kind = "row_kronecker"
+    #: the operator's rows are tied to the batch rows (the normalizer slices it with the batch)
+    per_row = True
+
+    def __init__(self, tables: Tensor, exponents: Tensor, index: Tensor | None = None):
+        if tables.dim() != 4 or exponents.dim() != 2 or tables.shape[1] != exponents.shape[1]:
+            raise ValueError(f"expected tables (B, D, n, K) and exponents (F, D), got {tuple(tables.shape)} and {tuple(exponents.shape)}")
+        self.rows, self.dim, self.points, self.width = tables.shape
+        if exponents.numel() and int(exponents.max()) >= self.width:
+            raise ValueError(f"exponents up to {int(exponents.max())} need tables with more than {self.width} columns")
+        self.tables = tables
+        self.exponents = exponents
+        self.num_nodes = self.points**self.dim
+        self.num_features = exponents.shape[0]
+        self.slab = self.points ** (self.dim - 1)
+        self._index = dense_index(exponents, self.width) if index is None else index
+
+    def select_rows(self, rows) -> "RowKroneckerNodeFeatures":
+        """The operator of a subset of rows (a slice or an index tensor)."""
+        return RowKroneckerNodeFeatures(self.tables[rows], self.exponents, self._index)
+
+    def with_exponents(self, exponents: Tensor) -> "RowKroneckerNodeFeatures":
+        """The same rows and nodes with other features (``exponents`` entries ``< K``)."""
+        return RowKroneckerNodeFeatures(self.tables, exponents)
+
+    def block_size(self, chunk: int) -> int:
+        return min(max(1, int(chunk) // self.slab), self.points) * self.slab
+
+    def _slabs(self, block: slice) -> tuple[int, int]:
+        start, stop = block.start or 0, self.num_nodes if block.stop is None else min(block.stop, self.num_nodes)
+        if start % self.slab or stop % self.slab:
+            raise ValueError(f"a Kronecker block must cover whole slabs of {self.slab} nodes, got {block}")
+        return start // self.slab, stop // self.slab
+
+    def prepare(self, coef: Tensor) -> Tensor:
+        """Scatter ``(B, F)`` coefficients into the zero-padded ``(B, K^D)`` layout."""
+        dense = coef.new_zeros(coef.shape[0], self.width**self.dim)
+        return dense.index_copy_(1, self._index, coef)
+
+    def _stacked(self, method, batch: Tensor, block: slice) -> Tensor:
+        """``method`` on a batch of ``k * rows`` rows, ``k`` stacked copies of the operator's rows
+        (the normalizer stacks two weight sets into one product)."""
+        return torch.cat([method(part, block) for part in batch.split(self.rows)])
+
+    def energies(self, prepared: Tensor, block: slice) -> Tensor:
+        if prepared.shape[0] != self.rows:
+            return self._stacked(self.energies, prepared, block)
+        r0, r1 = self._slabs(block)
+        B, K = prepared.shape[0], self.width
+        x = self.tables[:, 0, r0:r1] @ prepared.view(B, K, -1)  # (B, i_1, k_2..k_D)
+        for d in range(1, self.dim):  # contract the next k, append its node axis last
+            x = self.tables[:, d] @ x.transpose(1, 2).reshape(B, K, -1)  # (B, i_d, rest)
+        return x.transpose(1, 2).reshape(B, -1) if self.dim > 1 else x.reshape(B, -1)
+
+    def moments(self, weights: Tensor, block: slice) -> Tensor:
+        if weights.shape[0] != self.rows:
+            return self._stacked(self.moments, weights, block)
+        r0, r1 = self._slabs(block)
+        B, n = weights.shape[0], self.points
+        if self.dim == 1:
+            m = self.tables[:, 0, r0:r1].transpose(1, 2) @ weights.view(B, -1, 1)
+            return m.view(B, self.width).index_select(1, self._index)
+        q = weights.view(B, -1, n).transpose(1, 2)  # (B, i_D, rest)
+        for d in range(self.dim - 1, 0, -1):  # modes D..2: contract the trailing i, prepend its k
+            q = (self.tables[:, d].transpose(1, 2) @ q).reshape(B, -1, n if d > 1 else r1 - r0).transpose(1, 2)
+        m = self.tables[:, 0, r0:r1].transpose(1, 2) @ q  # (B, k_1, k_2..k_D)
+        return m.reshape(B, -1).index_select(1, self._index)
+
+    def dense(self) -> Tensor:
+        raise NotImplementedError("a per-row operator has no single (N, F) matrix; use features at its nodes")

@@ -94,7 +94,7 @@ def _log_partition_only(lam: Tensor, feats: NodeFeatures, logw: Tensor, chunk: i
     prepared = feats.prepare(lam)
     m = Z = None
     for block in feats.blocks(chunk):
-        s = feats.energies(prepared, block).add_(logw[block])
+        s = feats.energies(prepared, block).add_(logw[..., block])
         m_new = s.amax(dim=-1) if m is None else torch.maximum(m, s.amax(dim=-1))
         dZ = s.sub_(m_new[:, None]).exp_().sum(-1)
         Z = dZ if Z is None else Z * torch.exp(m - m_new) + dZ
@@ -113,7 +113,7 @@ def _online_pass(lam: Tensor, feats: NodeFeatures, logw: Tensor, chunk: int, val
     m = Z = S1 = Sv = Sr = Srphi = None
     for block in feats.blocks(chunk):
         e = feats.energies(prepared, block)  # (B, c)
-        s = e + logw[block]
+        s = e + logw[..., block]
         m_new = s.amax(dim=-1) if m is None else torch.maximum(m, s.amax(dim=-1))
         if m is not None:
             # rescale the running sums from the old shift m to the new one
@@ -168,7 +168,7 @@ def _known_pass(lam, feats: NodeFeatures, logw, A, chunk):
     prepared = feats.prepare(lam)
     for block in feats.blocks(chunk):
         e = feats.energies(prepared, block)
-        yield block, e.add_(logw[block]).sub_(A[:, None]).exp_()
+        yield block, e.add_(logw[..., block]).sub_(A[:, None]).exp_()
 
 
 #: under ``torch.func.vmap`` the stream functions fold the vmapped dimension into the batch rows
@@ -373,9 +373,13 @@ def _flatten(lam: Tensor, feats: NodeFeatures, log_weights: Tensor, chunk: int, 
         raise ValueError(f"rows must be a positive number of batch rows or None, got {rows!r}")
     if lam.shape[-1:] != (feats.num_features,):
         raise ValueError(f"natural parameters of shape {tuple(lam.shape)} do not match {feats.num_features} features")
-    if log_weights.shape != (feats.num_nodes,):
-        raise ValueError(f"log_weights of shape {tuple(log_weights.shape)} do not match {feats.num_nodes} nodes")
     flat = lam.reshape(-1, feats.num_features)
+    per_row = getattr(feats, "per_row", False)  # one rule per row: log-weights (B, N), no row tiling
+    if log_weights.shape != ((flat.shape[0], feats.num_nodes) if per_row else (feats.num_nodes,)):
+        raise ValueError(f"log_weights of shape {tuple(log_weights.shape)} do not match {feats.num_nodes} nodes"
+                         + (f" for each of {flat.shape[0]} rows" if per_row else ""))
+    if per_row:
+        rows = None
     blocks = flat.split(flat.shape[0] if rows is None else int(rows)) if flat.shape[0] else (flat,)
     return blocks, lam.shape[:-1], int(chunk)
 
@@ -403,7 +407,7 @@ def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: in
     embedded_feats, embedded_logw, exponent = (None, None, 1.0) if embedded is None else embedded
     if embedded_feats is not None:
         embedded_feats = as_node_features(embedded_feats)
-        if embedded_feats.num_features != feats.num_features or embedded_logw.shape != (embedded_feats.num_nodes,):
+        if embedded_feats.num_features != feats.num_features or embedded_logw.shape[-1:] != (embedded_feats.num_nodes,):
             raise ValueError("the embedded rule's features and log-weights do not match the features and its nodes")
     A, H, error = zip(*(_LogPartitionEntropy.apply(block, feats, log_weights, embedded_feats, embedded_logw, float(exponent), chunk)
                         for block in blocks))
@@ -414,13 +418,15 @@ def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: in
 def expectation(
     lam: Tensor, feats, log_weights: Tensor, values: Tensor | None = None, chunk: int = DEFAULT_CHUNK, rows: int | None = None
 ):
-    """``E_p[g]`` for node values ``values`` ``(N, V)`` (the features when None); returns
+    """``E_p[g]`` for node values ``values`` ``(N, V)`` or a node operator (the features when None); returns
     ``lam.shape[:-1] + (V,)``.  ``feats``, ``chunk`` and ``rows`` as in
     :func:`log_partition_and_entropy`.  Differentiable twice in ``lam``."""
     feats = as_node_features(feats)
     blocks, batch_shape, chunk = _flatten(lam, feats, log_weights, chunk, rows)
     if values is None:
         values = feats
+    elif isinstance(values, NodeFeatures):  # node values as an operator (a per-row rule's)
+        pass
     else:
         if not isinstance(values, Tensor) or values.dim() != 2 or values.shape[0] != feats.num_nodes:
             raise ValueError(f"values must be a tensor ({feats.num_nodes}, V) of node values")
