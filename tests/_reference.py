@@ -372,9 +372,11 @@ def _box_axes(lo, hi, t):
 
 
 def _panels(energy: _Energy, lo, hi, t, w, M, ranges: bool = True, chunk_nodes=1 << 21):
-    """Z = sum W exp(E - M), G = sum W (E - M) exp(E - M), min energy, max energy and (if
-    ``ranges``) the per-axis energy range of the panels of K boxes (in chunks of about
-    ``chunk_nodes`` nodes)."""
+    """Z = sum W exp(E - M), G = sum W (E - M) exp(E - M), min energy, max energy, (if
+    ``ranges``) the per-axis energy range of the panels of K boxes, and the max energy including
+    the boxes' faces (the panel nodes with the endpoints +-1 of every axis added: a peak in a thin
+    layer at a face of the box shows there before the panel sees it), in chunks of about
+    ``chunk_nodes`` nodes."""
     K, D = lo.shape
     n = t.size
     per = max(1, chunk_nodes // n**D)
@@ -382,10 +384,14 @@ def _panels(energy: _Energy, lo, hi, t, w, M, ranges: bool = True, chunk_nodes=1
     G = np.empty(K)
     emin = np.empty(K)
     emax = np.empty(K)
+    emax_faces = np.empty(K)
     rng_ = np.zeros((K, D))
+    t_ext = np.concatenate([[-1.0], t, [1.0]])
+    inner = (slice(None),) + (slice(1, -1),) * D
     for s in range(0, K, per):
-        axes, half = _box_axes(lo[s : s + per], hi[s : s + per], t)
-        E = energy.on_axes(axes)  # (k, n, ..., n)
+        axes, half = _box_axes(lo[s : s + per], hi[s : s + per], t_ext)
+        E_ext = energy.on_axes(axes)  # (k, n + 2, ..., n + 2)
+        E = E_ext[inner]
         k = E.shape[0]
         W = np.prod(half, axis=1)  # the box's volume factor; node weights are a tensor of w
         Wt = w
@@ -398,11 +404,13 @@ def _panels(energy: _Energy, lo, hi, t, w, M, ranges: bool = True, chunk_nodes=1
         flat = E.reshape(k, -1)
         emin[s : s + k] = flat.min(1)
         emax[s : s + k] = flat.max(1)
+        emax_faces[s : s + k] = E_ext.reshape(k, -1).max(1)
         if ranges:
-            for d in range(D):  # largest variation along axis d over the lines of the panel
-                Ed = E.reshape(k, n**d, n, n ** (D - d - 1))
+            m = n + 2
+            for d in range(D):  # largest variation along axis d over the lines of the panel and faces
+                Ed = E_ext.reshape(k, m**d, m, m ** (D - d - 1))
                 rng_[s : s + k, d] = (Ed.max(2) - Ed.min(2)).reshape(k, -1).max(1)
-    return Z, G, emin, emax, rng_
+    return Z, G, emin, emax, rng_, emax_faces
 
 
 def adaptive_reference(lam, dim: int, order: int, exponents=None, tol: float | None = None, panel_points: int | None = None,
@@ -446,25 +454,25 @@ def adaptive_reference(lam, dim: int, order: int, exponents=None, tol: float | N
         """Values, panel statistics and per-axis error estimates of new leaves."""
         nonlocal nodes_used
         K = lo.shape[0]
-        Z, G, emin, emax, rng_ = _panels(energy, lo, hi, t, w, M)
+        Z, G, emin, emax, rng_, emax_faces = _panels(energy, lo, hi, t, w, M)
         clo = np.repeat(lo[:, None, None, :], 2, axis=2).repeat(D, axis=1)  # (K, D, 2, D)
         chi = np.repeat(hi[:, None, None, :], 2, axis=2).repeat(D, axis=1)
         mid = 0.5 * (lo + hi)
         for d in range(D):
             chi[:, d, 0, d] = mid[:, d]
             clo[:, d, 1, d] = mid[:, d]
-        Zh, Gh, _, emax_h, _ = _panels(energy, clo.reshape(-1, D), chi.reshape(-1, D), t, w, M, ranges=False)
+        Zh, Gh, _, emax_h, _, _ = _panels(energy, clo.reshape(-1, D), chi.reshape(-1, D), t, w, M, ranges=False)
         nodes_used += K * (2 * D + 1) * n**D
         top = max(emax_h.max(), emax.max())
         if top > M + 1.0:  # the maximum search missed a higher point (never seen): fail loudly
             raise RuntimeError(f"reference maximum {M} below a panel energy {top}")
         Zd = Zh.reshape(K, D, 2).sum(-1)
         Gd = Gh.reshape(K, D, 2).sum(-1)
-        return [lo, hi, Zd.mean(1), Gd.mean(1), emin, emax, rng_, np.abs(Z[:, None] - Zd), np.abs(G[:, None] - Gd)]
+        return [lo, hi, Zd.mean(1), Gd.mean(1), emin, emax, rng_, np.abs(Z[:, None] - Zd), np.abs(G[:, None] - Gd), emax_faces]
 
     leaves = evaluate(-np.ones((1, D)), np.ones((1, D)))
     for _ in range(10_000):
-        lo, hi, Zb, Gb, Emin, Emax, Rng, dZ, dG = leaves
+        lo, hi, Zb, Gb, Emin, Emax, Rng, dZ, dG, EmaxFaces = leaves
         Ztot = float(Zb.sum())
         Gtot = float(Gb.sum())
         if not np.isfinite(Ztot):
@@ -478,6 +486,9 @@ def adaptive_reference(lam, dim: int, order: int, exponents=None, tol: float | N
         for x, e in zip(cand_x, cand_e):
             inside = np.all((lo <= x) & (x <= hi), axis=1)
             forced |= inside & (np.maximum(e, Emax) - Emin > FORCE_RANGE)
+        # ... and leaves whose faces see a significant energy their panel nodes do not (a thin
+        # layer of mass along a face of the box, e.g. a ridge along a face of the cube)
+        forced |= (EmaxFaces - Emax > FORCE_RANGE) & (EmaxFaces >= M - CANDIDATE_WINDOW)
         budget = tol_eff * Ztot
         if not forced.any() and err.sum() <= budget:
             break

@@ -149,6 +149,24 @@ def test_reference_against_scipy_nested_quad_on_sharp_rows(order, c):
     assert abs(r.H - H_q) < 1e-9, (r.H, H_q)
 
 
+def test_reference_resolves_a_ridge_along_a_face():
+    """A peak in a thin layer at the face x = 1 that stretches along it (D = 2, order 14, c = 100):
+    the reference once missed 30% of its mass in boxes whose panel nodes never reached the layer.
+    Against Gauss-Legendre on a box around the peak, with numpy's Legendre Vandermonde matrices."""
+    order = 14
+    lam = random_rows(2, order, 100.0, 8)[3]
+    exps = graded_exponents_ref(2, order)
+    coef = np.zeros((order + 1, order + 1))
+    coef[exps[:, 0], exps[:, 1]] = lam
+    (x0, x1), (y0, y1), n = (0.9, 1.0), (-1.0, -0.6), 800
+    x, w = np.polynomial.legendre.leggauss(n)
+    xs, ys = (x0 + x1) / 2 + (x1 - x0) / 2 * x, (y0 + y1) / 2 + (y1 - y0) / 2 * x
+    energy = np.polynomial.legendre.legvander(xs, order) @ coef @ np.polynomial.legendre.legvander(ys, order).T
+    s = energy + np.log(w * (x1 - x0) / 2)[:, None] + np.log(w * (y1 - y0) / 2)[None, :]
+    box = s.max() + math.log(np.exp(s - s.max()).sum())
+    assert abs(adaptive_reference(lam, 2, order, moments=False).A - box) <= 1e-9
+
+
 # ----------------------------------------------------------------------------------------
 # the package against the reference
 # ----------------------------------------------------------------------------------------
