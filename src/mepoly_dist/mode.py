@@ -70,32 +70,44 @@ def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
 
 
 def _energy_grad_hessian(x: Tensor, lam: Tensor, family):
-    """Energy, gradient and Hessian at candidates ``x`` ``(B, k, D)`` (exact, by the product rule),
-    and the rounding error of the energy (64 ulp of the sum of its terms' magnitudes)."""
+    """Energy, gradient and Hessian at points ``x`` ``(M, D)`` with their own parameters ``lam``
+    ``(M, F)`` (exact, by the product rule), and the rounding error of the energy (64 ulp of the
+    sum of its terms' magnitudes)."""
     phi, jac, hess = family.features_jacobian_hessian(x)
-    terms = phi * lam[:, None]
+    terms = phi * lam
     rounding = 64 * torch.finfo(x.dtype).eps * terms.abs().sum(-1)
-    return terms.sum(-1), (jac * lam[:, None, None]).sum(-1), (hess * lam[:, None, None, None]).sum(-1), rounding
+    return terms.sum(-1), (jac * lam[:, None]).sum(-1), (hess * lam[:, None, None]).sum(-1), rounding
 
 
 def _energy(x: Tensor, lam: Tensor, family) -> Tensor:
-    return (family.features(x) * lam[:, None]).sum(-1)
+    """Energies at points ``x`` ``(M, D)`` with their own parameters ``lam`` ``(M, F)``."""
+    return (family.features(x) * lam).sum(-1)
 
 
 def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: int = 30, tolerance: float = 1e-7) -> Tensor:
     """Highest-density point for each row of ``natural_params``; shape ``batch_shape + (D,)``.
 
-    Stops after ``iterations`` Newton steps, or once no candidate moves by more than ``tolerance``."""
+    Every candidate takes up to ``iterations`` Newton steps and leaves the batch once it has
+    converged (its step, or the gain its step could make, is below ``tolerance`` or the rounding
+    error of the energy, or no step along its direction raises the energy): later steps work on
+    the candidates still moving only, so a few slow ones (a flat ridge) do not make every
+    candidate pay for their steps."""
     batch_shape = natural_params.shape[:-1]
     lam = natural_params.detach().reshape(-1, family.num_params)
-    with torch.no_grad():
-        x = _coarse_candidates(lam, family, candidates)
     dim = family.dim
-    for _ in range(iterations):
-        with torch.no_grad():
-            energy, grad, hess, rounding = _energy_grad_hessian(x, lam, family)
+    with torch.no_grad():
+        start = _coarse_candidates(lam, family, candidates)  # (B, k, D)
+        k = start.shape[1] if start.dim() == 3 else 1
+        x = start.reshape(-1, dim).clone()
+        params = lam.repeat_interleave(k, dim=0)  # (B k, F): each candidate's row
+        active = torch.arange(x.shape[0], device=x.device)
+        for _ in range(iterations):
+            if active.numel() == 0:
+                break
+            xa, la = x[active], params[active]
+            energy, grad, hess, rounding = _energy_grad_hessian(xa, la, family)
             # active set: coordinates on a face of the cube whose gradient points outward stay fixed
-            fixed = ((x >= 1) & (grad > 0)) | ((x <= -1) & (grad < 0))
+            fixed = ((xa >= 1) & (grad > 0)) | ((xa <= -1) & (grad < 0))
             grad = grad.masked_fill(fixed, 0.0)
             pair = fixed[..., :, None] | fixed[..., None, :]
             hess = hess.masked_fill(pair, 0.0) - torch.diag_embed(fixed.to(hess.dtype))
@@ -105,32 +117,29 @@ def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: i
             ok = (info == 0)[..., None] & torch.isfinite(newton).all(-1, keepdim=True)
             scale = 1.0 / (grad.norm(dim=-1, keepdim=True) + hess.abs().amax((-1, -2))[..., None] + 1e-12)
             direction = torch.where(ok, newton, grad * scale)
+            length = direction.abs().amax(-1)
+            # converged candidates leave: the step is below the tolerance, or the gain it can make
+            # (first order, an upper bound along an ascent direction) is below the rounding error
+            # of the energy, so no trial could show an improvement
+            moving = ~((length < tolerance) | ((grad * direction).sum(-1) <= rounding))
+            active, xa, la = active[moving], xa[moving], la[moving]
+            energy, direction, length = energy[moving], direction[moving], length[moving]
+            # backtracking: halve the step until the energy rises (or the step is below the tolerance)
             step = torch.ones_like(energy)
             accepted = torch.zeros_like(energy, dtype=torch.bool)
-            length = direction.abs().amax(-1)
-            # converged candidates, nothing left to backtrack: the step is below the tolerance, or
-            # the gain it can make (first order, an upper bound along an ascent direction) is below
-            # the rounding error of the energy, so no trial could show an improvement
-            settled = (length < tolerance) | ((grad * direction).sum(-1) <= rounding)
-            if bool(settled.all()):
-                break
-            new_x = x.clone()
+            settled = torch.zeros_like(accepted)
+            new_x = xa.clone()
             for _ in range(20):
-                trial = (x + step[..., None] * direction).clamp(-1.0, 1.0)
-                better = (_energy(trial, lam, family) > energy) & ~accepted
-                new_x = torch.where(better[..., None], trial, new_x)
-                accepted |= better
-                settled |= step * length < tolerance
                 if bool((accepted | settled).all()):
                     break
+                trial = (xa + step[:, None] * direction).clamp(-1.0, 1.0)
+                better = (_energy(trial, la, family) > energy) & ~accepted
+                new_x = torch.where(better[:, None], trial, new_x)
+                accepted |= better
+                settled |= step * length < tolerance
                 step = torch.where(accepted, step, step / 2)
-            if not accepted.any():
-                break
-            moved = float((new_x - x).abs().max())
-            x = new_x
-            if moved < tolerance:  # every candidate has converged
-                break
-    with torch.no_grad():
-        best = _energy(x, lam, family).argmax(dim=-1)
-        mode = x[torch.arange(x.shape[0], device=x.device), best]
+            x = x.index_put((active,), new_x)
+            active = active[accepted & ((new_x - xa).abs().amax(-1) >= tolerance)]
+        energy = _energy(x, params, family).view(-1, k)
+        mode = x.view(-1, k, dim)[torch.arange(energy.shape[0], device=x.device), energy.argmax(dim=-1)]
     return mode.reshape(*batch_shape, dim)
