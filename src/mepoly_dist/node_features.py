@@ -133,7 +133,25 @@ class DenseNodeFeatures(NodeFeatures):
         return self.feats
 
 
-class KroneckerNodeFeatures(NodeFeatures):
+class _SlabBlocks(NodeFeatures):
+    """Blocks of whole slabs of a tensor grid: ``points`` nodes per axis, ``slab = points^(D-1)``
+    nodes per value of the leading index (the Kronecker operators' stream steps)."""
+
+    points: int
+    slab: int
+
+    def block_size(self, chunk: int) -> int:
+        """Whole slabs of ``n^(D-1)`` nodes: ``chunk`` rounded down, at least one slab."""
+        return min(max(1, int(chunk) // self.slab), self.points) * self.slab
+
+    def _slabs(self, block: slice) -> tuple[int, int]:
+        start, stop = block.start or 0, self.num_nodes if block.stop is None else min(block.stop, self.num_nodes)
+        if start % self.slab or stop % self.slab:
+            raise ValueError(f"a Kronecker block must cover whole slabs of {self.slab} nodes, got {block}")
+        return start // self.slab, stop // self.slab
+
+
+class KroneckerNodeFeatures(_SlabBlocks):
     r"""Sum-factorized features of a tensor-product rule (see the module docstring).
 
     Args:
@@ -169,16 +187,6 @@ class KroneckerNodeFeatures(NodeFeatures):
         self._index = index
         self._source = torch.full((K**self.dim,), self.num_features, dtype=index.dtype, device=index.device)
         self._source[index] = torch.arange(self.num_features, device=index.device)
-
-    def block_size(self, chunk: int) -> int:
-        """Whole slabs of ``n^(D-1)`` nodes: ``chunk`` rounded down, at least one slab."""
-        return min(max(1, int(chunk) // self.slab), self.points) * self.slab
-
-    def _slabs(self, block: slice) -> tuple[int, int]:
-        start, stop = block.start or 0, self.num_nodes if block.stop is None else min(block.stop, self.num_nodes)
-        if start % self.slab or stop % self.slab:
-            raise ValueError(f"a Kronecker block must cover whole slabs of {self.slab} nodes, got {block}")
-        return start // self.slab, stop // self.slab
 
     def prepare(self, coef: Tensor) -> Tensor:
         """Scatter ``(B, F)`` coefficients into the zero-padded ``(K^D, B)`` layout."""
@@ -239,7 +247,7 @@ def dense_index(exponents: Tensor, width: int) -> Tensor:
     return index
 
 
-class RowKroneckerNodeFeatures(NodeFeatures):
+class RowKroneckerNodeFeatures(_SlabBlocks):
     r"""Sum-factorized features of a *per-row* tensor-product rule (the box rules of
     :mod:`mepoly_dist.zoom`).
 
@@ -287,15 +295,6 @@ class RowKroneckerNodeFeatures(NodeFeatures):
     def with_exponents(self, exponents: Tensor) -> "RowKroneckerNodeFeatures":
         """The same rows and nodes with other features (``exponents`` entries ``< K``)."""
         return RowKroneckerNodeFeatures(self.tables, exponents)
-
-    def block_size(self, chunk: int) -> int:
-        return min(max(1, int(chunk) // self.slab), self.points) * self.slab
-
-    def _slabs(self, block: slice) -> tuple[int, int]:
-        start, stop = block.start or 0, self.num_nodes if block.stop is None else min(block.stop, self.num_nodes)
-        if start % self.slab or stop % self.slab:
-            raise ValueError(f"a Kronecker block must cover whole slabs of {self.slab} nodes, got {block}")
-        return start // self.slab, stop // self.slab
 
     def prepare(self, coef: Tensor) -> Tensor:
         """Scatter ``(B, F)`` coefficients into the zero-padded ``(B, K^D)`` layout."""
