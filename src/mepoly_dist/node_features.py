@@ -275,7 +275,7 @@ class RowKroneckerNodeFeatures(_SlabBlocks):
     #: the operator's rows are tied to the batch rows (the normalizer slices it with the batch)
     per_row = True
 
-    def __init__(self, tables: Tensor, exponents: Tensor, index: Tensor | None = None):
+    def __init__(self, tables: Tensor, exponents: Tensor):
         if tables.dim() != 4 or exponents.dim() != 2 or tables.shape[1] != exponents.shape[1]:
             raise ValueError(f"expected tables (B, D, n, K) and exponents (F, D), got {tuple(tables.shape)} and {tuple(exponents.shape)}")
         self.rows, self.dim, self.points, self.width = tables.shape
@@ -286,11 +286,7 @@ class RowKroneckerNodeFeatures(_SlabBlocks):
         self.num_nodes = self.points**self.dim
         self.num_features = exponents.shape[0]
         self.slab = self.points ** (self.dim - 1)
-        self._index = dense_index(exponents, self.width) if index is None else index
-
-    def select_rows(self, rows) -> "RowKroneckerNodeFeatures":
-        """The operator of a subset of rows (a slice or an index tensor)."""
-        return RowKroneckerNodeFeatures(self.tables[rows], self.exponents, self._index)
+        self._index = dense_index(exponents, self.width)
 
     def with_exponents(self, exponents: Tensor) -> "RowKroneckerNodeFeatures":
         """The same rows and nodes with other features (``exponents`` entries ``< K``)."""
