@@ -139,3 +139,31 @@ def test_zoomed_rows_are_twice_differentiable():
 
     torch.autograd.gradcheck(f, (lam.clone().requires_grad_(),), atol=1e-5, rtol=1e-4)
     torch.autograd.gradgradcheck(f, (lam.clone().requires_grad_(),), atol=1e-4, rtol=1e-3)
+
+
+def test_mean_and_variance_of_zoomed_rows_against_numpy_on_a_wider_box():
+    """Moments of zoomed rows (the box rule's P_1, P_2 columns) against E[x], E[x^2] from a 400^2
+    Gauss-Legendre rule in numpy on a box twice as wide around the same mass."""
+    family = MePolyFamily(2, 6, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    rows = 30.0 * torch.randn(8, family.num_params, generator=gen, dtype=torch.float64)
+    dist = MePoly(rows, family, validate_args=False)
+    mean, variance = dist.mean.numpy(), dist.variance.numpy()
+    lo, hi = dist._boxes
+    zoomed = ((hi - lo).prod(-1) < 0.1).nonzero().flatten().tolist()
+    assert zoomed
+    exps = exponent_set(2, 6).numpy()
+    x, w = nplegendre.leggauss(400)
+    for i in zoomed:
+        centre, half = (lo[i] + hi[i]).numpy() / 2, (hi[i] - lo[i]).numpy()  # twice the half-width
+        a, b = np.clip(centre - half, -1, 1), np.clip(centre + half, -1, 1)
+        nodes = [(a[d] + b[d]) / 2 + (b[d] - a[d]) / 2 * x for d in range(2)]
+        coef = np.zeros((7, 7))
+        coef[exps[:, 0], exps[:, 1]] = rows[i].numpy()
+        energy = nplegendre.legvander(nodes[0], 6) @ coef @ nplegendre.legvander(nodes[1], 6).T
+        p = np.exp(energy - energy.max()) * np.outer(w * (b[0] - a[0]), w * (b[1] - a[1]))
+        p /= p.sum()
+        m = np.array([(p.sum(1) * nodes[0]).sum(), (p.sum(0) * nodes[1]).sum()])
+        v = np.array([(p.sum(1) * nodes[0] ** 2).sum(), (p.sum(0) * nodes[1] ** 2).sum()]) - m**2
+        np.testing.assert_allclose(mean[i], m, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(variance[i], v, rtol=1e-6, atol=1e-12)
