@@ -1,15 +1,17 @@
 r"""The mode of MePoly: :math:`\arg\max_{x \in [-1,1]^D} \lambda^\top\phi(x)` (paper section 3.2:
 "action selection is a single-step energy minimization").
 
-Coarse search: the ``candidates`` best points of a Chebyshev-spaced grid (D <= 3), or of the
-quadrature nodes and the sampler's Chebyshev lattice (higher D); both include the faces of the
-cube (streamed in chunks, so memory stays ``batch x (candidates + chunk)``).  Several candidates are refined because near-tied maxima in
-different basins are common in multi-modal policies.  Refinement: projected Newton ascent from each
-candidate, with the exact gradient and Hessian from :func:`mepoly_dist.basis.features_jacobian_hessian`;
-a step is taken only if it raises the energy (backtracking), falling back to gradient ascent
-where the Hessian is not negative definite.  A candidate is settled once its step, or the gain the
-step could make, is below the tolerance or the energy's rounding error.  The best refined
-candidate is returned.
+Coarse search (D <= 3): the energy on a Chebyshev-spaced tensor grid with faces included
+(:func:`search_points_per_axis`: about 3 points per unit of order per axis, by sum factorization),
+and its ``candidates`` highest *local maxima*, one per basin, since near-tied maxima in different
+basins are common in multi-modal policies.  Higher D: the best points of the quadrature nodes and
+the sampler's Chebyshev lattice.  Refinement: projected saddle-free Newton ascent from each
+candidate (the Newton step with every Hessian curvature taken by its magnitude, so it climbs off
+ridges and saddles too), with the exact gradient and Hessian by sum factorization of the
+coefficients; a step is taken only if it raises the energy (backtracking).  A candidate is settled
+once its step, or the gain the step could make, is below the tolerance or the energy's rounding
+error, and only the candidates still moving take further steps.  The best refined candidate is
+returned.
 """
 
 from __future__ import annotations
@@ -18,24 +20,35 @@ import torch
 from torch import Tensor
 
 from . import basis as _basis
-from .node_features import DenseNodeFeatures, KroneckerNodeFeatures
+from .node_features import DenseNodeFeatures, KroneckerNodeFeatures, dense_index
 
 __all__ = ["find_mode"]
 
 
-#: points per axis of the mode's search grid in low dimension (Chebyshev-spaced, faces included)
-SEARCH_POINTS = {1: 2049, 2: 161, 3: 41}
+#: points per axis of the mode's search grid in low dimension, per unit of order (Chebyshev-spaced,
+#: faces included): the critical points of a degree-n polynomial are ~1/n apart in the middle of an
+#: axis and ~1/n^2 at its ends, and so are these points, several per basin
+SEARCH_POINTS_PER_ORDER = {1: 16, 2: 3, 3: 3}
+#: fewest and most points per axis of the search grid
+SEARCH_POINTS_RANGE = {1: (65, 2049), 2: (17, 161), 3: (9, 41)}
 
 
-def _search_points(family) -> tuple[Tensor, Tensor]:
-    """Points where the coarse search evaluates the energy, with their features (cached on the
-    family).  D <= 3: a Chebyshev-spaced tensor grid (spacing ~ 1/n^2 at the faces, where modes
-    of bounded policies often sit), fine enough that a few Newton steps finish the job.  Higher
-    D: the quadrature nodes plus the sampler's Chebyshev lattice (which includes the faces)."""
+def search_points_per_axis(dim: int, order: int) -> int:
+    """Points per axis of the mode's Chebyshev search grid (D <= 3): ``SEARCH_POINTS_PER_ORDER[D] *
+    order + 1`` within :data:`SEARCH_POINTS_RANGE` (33 for a 2-D order-8 head, 57 for order 14)."""
+    low, high = SEARCH_POINTS_RANGE[dim]
+    return min(high, max(low, SEARCH_POINTS_PER_ORDER[dim] * order + 1))
+
+
+def _search_points(family) -> tuple[Tensor, Tensor, int | None]:
+    """Points where the coarse search evaluates the energy, with their features and the grid's
+    points per axis (cached on the family).  D <= 3: a Chebyshev-spaced tensor grid (spacing ~
+    1/n^2 at the faces, where modes of bounded policies often sit).  Higher D: the quadrature
+    nodes plus the sampler's Chebyshev lattice (which includes the faces); no grid (``None``)."""
     key = ("mode_search", family.dtype, str(family.device))
     if key not in family._sampler_cache:
-        if family.dim in SEARCH_POINTS:
-            n = SEARCH_POINTS[family.dim]
+        if family.dim in SEARCH_POINTS_PER_ORDER:
+            n = search_points_per_axis(family.dim, family.order)
             line = -torch.cos(torch.pi * torch.arange(n, dtype=torch.float64) / (n - 1))
             line[0], line[-1] = -1.0, 1.0
             points = torch.cartesian_prod(*([line] * family.dim)).reshape(-1, family.dim).to(family.nodes)
@@ -46,16 +59,47 @@ def _search_points(family) -> tuple[Tensor, Tensor]:
         else:
             from .sampling import default_cells_per_dim, lattice_for
 
+            n = None
             lattice = lattice_for(family, default_cells_per_dim(family.dim))
             points = torch.cat([family.nodes, lattice.points.to(family.nodes)])
             operator = DenseNodeFeatures(torch.cat([family.node_features, lattice.features]))
-        family._sampler_cache[key] = (points, operator)
+        family._sampler_cache[key] = (points, operator, n)
     return family._sampler_cache[key]
 
 
+def _neighbourhood_max(grid: Tensor) -> Tensor:
+    """Largest value over each point's 3^D window (itself and its neighbours) of ``grid`` ``(B,
+    n, ..., n)``: one running maximum with the two shifted copies per axis (separable, and much
+    cheaper on the CPU than a stride-1 ``max_pool``)."""
+    out = grid
+    for axis in range(1, grid.dim()):
+        shifted = out.clone()
+        length = grid.shape[axis]
+        shifted.narrow(axis, 1, length - 1).copy_(torch.maximum(out.narrow(axis, 1, length - 1), out.narrow(axis, 0, length - 1)))
+        shifted.narrow(axis, 0, length - 1).copy_(torch.maximum(shifted.narrow(axis, 0, length - 1), out.narrow(axis, 1, length - 1)))
+        out = shifted
+    return out
+
+
 def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
-    """The ``k`` highest-energy points of :func:`_search_points` (streamed in blocks of nodes)."""
-    points, operator = _search_points(family)
+    """Starting points ``(B, k, D)`` for the Newton refinement.
+
+    On a grid (D <= 3): the ``k`` highest *local maxima* of the energy on the grid (points at
+    least as high as their 3^D - 1 neighbours, found with a max-pool), so that the candidates sit
+    in ``k`` different basins rather than crowding one peak; rows with fewer local maxima repeat
+    their best.  Otherwise: the ``k`` highest points, streamed in blocks of nodes."""
+    points, operator, n = _search_points(family)
+    if n is not None:
+        dim, nodes = family.dim, points.shape[0]
+        rows = max(1, (1 << 22) // nodes)  # bound the (rows, nodes) energies
+        starts = []
+        for r in range(0, lam.shape[0], rows):
+            grid = operator.energies(operator.prepare(lam[r : r + rows]), slice(0, nodes)).reshape(-1, *([n] * dim))
+            neighbourhood = _neighbourhood_max(grid)
+            peaks = torch.where(grid >= neighbourhood, grid, -torch.inf).flatten(1)
+            best_e, best_i = peaks.topk(min(k, nodes), dim=-1)
+            starts.append(torch.where(torch.isfinite(best_e), best_i, best_i[:, :1]))
+        return points[torch.cat(starts)]
     prepared = operator.prepare(lam)
     best_e = best_i = None
     chunk = max(8192, (1 << 20) // max(lam.shape[0], 1))
@@ -69,22 +113,55 @@ def _coarse_candidates(lam: Tensor, family, k: int) -> Tensor:
     return points[best_i]  # (B, k, D)
 
 
-def _energy_grad_hessian(x: Tensor, lam: Tensor, family):
-    """Energy, gradient and Hessian at points ``x`` ``(M, D)`` with their own parameters ``lam``
-    ``(M, F)`` (exact, by the product rule), and the rounding error of the energy (64 ulp of the
-    sum of its terms' magnitudes)."""
-    phi, jac, hess = family.features_jacobian_hessian(x)
-    terms = phi * lam
-    rounding = 64 * torch.finfo(x.dtype).eps * terms.abs().sum(-1)
-    return terms.sum(-1), (jac * lam[:, None]).sum(-1), (hess * lam[:, None, None]).sum(-1), rounding
+def _contract(coef: Tensor, tables: Tensor) -> Tensor:
+    """``sum_k coef[m, k_1..k_D] prod_d tables[m, d, j_d, k_d]`` for coefficients ``(M, K^D)``
+    (row-major multi-index) and per-axis tables ``(M, D, J, K)``; returns ``(M, J^D)`` (row-major
+    in ``j``).  One axis at a time: ``O(J K^D)`` per point."""
+    M, dim, J, K = tables.shape
+    out = coef.reshape(M, K, -1)  # (M, k_d, [k_{d+1}..k_D] x [j_1..j_{d-1}])
+    for d in range(dim):
+        rest = K ** (dim - 1 - d)
+        out = (tables[:, d] @ out).reshape(M, J, rest, J**d)  # (M, j_d, k_{d+1}.., j_1..)
+        out = out.permute(0, 2, 3, 1).reshape(M, K if d < dim - 1 else 1, -1)
+    return out.reshape(M, J**dim)
 
 
-def _energy(x: Tensor, lam: Tensor, family) -> Tensor:
-    """Energies at points ``x`` ``(M, D)`` with their own parameters ``lam`` ``(M, F)``."""
-    return (family.features(x) * lam).sum(-1)
+def _dense_coefficients(lam: Tensor, family) -> Tensor:
+    """Natural parameters ``(M, F)`` scattered into the dense ``(M, K^D)`` multi-index layout
+    (``K = order + 1``; the coefficients of degree above the order are zero)."""
+    K = family.order + 1
+    dense = lam.new_zeros(lam.shape[0], K**family.dim)
+    return dense.index_copy_(1, dense_index(family.exponents.to(lam.device), K), lam)
 
 
-def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: int = 30, tolerance: float = 1e-7) -> Tensor:
+def _energy_grad_hessian(x: Tensor, coef: Tensor, family):
+    r"""Energy, gradient and Hessian at points ``x`` ``(M, D)`` with their own coefficients
+    ``coef`` ``(M, K^D)`` (:func:`_dense_coefficients`), and the rounding error of the energy (64
+    ulp of the sum of its terms' magnitudes).
+
+    Sum factorization: contracting the coefficients one axis at a time with the univariate
+    tables :math:`[b, b', b'']` at :math:`x_d` gives every mixed derivative
+    :math:`\partial^{j_1}_{x_1} \cdots \partial^{j_D}_{x_D} E`, :math:`j_d \le 2`, in
+    :math:`O(3 K^D)` per point, instead of the product rule over all ``F`` features for each of
+    the :math:`D^2` second derivatives."""
+    dim = x.shape[1]
+    tables = torch.stack(_basis.univariate_table(x, family.order, family.basis, derivative=2), -2)  # (M, D, 3, K)
+    derivs = _contract(coef, tables).view(-1, *([3] * dim))
+    magnitude = _contract(coef.abs(), tables[:, :, :1].abs()).squeeze(-1)
+    index = lambda *axes: (slice(None),) + tuple(sum(a == d for a in axes) for d in range(dim))
+    energy = derivs[index()]
+    grad = torch.stack([derivs[index(d)] for d in range(dim)], -1)
+    hess = torch.stack([torch.stack([derivs[index(d, e)] for e in range(dim)], -1) for d in range(dim)], -2)
+    return energy, grad, hess, 64 * torch.finfo(x.dtype).eps * magnitude
+
+
+def _energy(x: Tensor, coef: Tensor, family) -> Tensor:
+    """Energies at points ``x`` ``(M, D)`` with their own coefficients ``coef`` ``(M, K^D)``."""
+    table = _basis.univariate_table(x, family.order, family.basis)  # (M, D, K)
+    return _contract(coef, table.unsqueeze(-2)).squeeze(-1)
+
+
+def find_mode(natural_params: Tensor, family, candidates: int = 4, iterations: int = 30, tolerance: float = 1e-7) -> Tensor:
     """Highest-density point for each row of ``natural_params``; shape ``batch_shape + (D,)``.
 
     Every candidate takes up to ``iterations`` Newton steps and leaves the batch once it has
@@ -99,7 +176,7 @@ def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: i
         start = _coarse_candidates(lam, family, candidates)  # (B, k, D)
         k = start.shape[1] if start.dim() == 3 else 1
         x = start.reshape(-1, dim).clone()
-        params = lam.repeat_interleave(k, dim=0)  # (B k, F): each candidate's row
+        params = _dense_coefficients(lam, family).repeat_interleave(k, dim=0)  # (B k, K^D): each candidate's row
         active = torch.arange(x.shape[0], device=x.device)
         for _ in range(iterations):
             if active.numel() == 0:
@@ -111,12 +188,14 @@ def find_mode(natural_params: Tensor, family, candidates: int = 8, iterations: i
             grad = grad.masked_fill(fixed, 0.0)
             pair = fixed[..., :, None] | fixed[..., None, :]
             hess = hess.masked_fill(pair, 0.0) - torch.diag_embed(fixed.to(hess.dtype))
-            # Newton direction where -H is positive definite, gradient direction elsewhere
-            chol, info = torch.linalg.cholesky_ex(-hess)
-            newton = torch.cholesky_solve(grad.unsqueeze(-1), chol).squeeze(-1)
-            ok = (info == 0)[..., None] & torch.isfinite(newton).all(-1, keepdim=True)
-            scale = 1.0 / (grad.norm(dim=-1, keepdim=True) + hess.abs().amax((-1, -2))[..., None] + 1e-12)
-            direction = torch.where(ok, newton, grad * scale)
+            # saddle-free Newton: the Newton step with every curvature of -H taken by its magnitude
+            # (floored at a thousandth of the largest), so that the step ascends where H is
+            # indefinite too (ridges and saddles between modes) and is Newton's where -H is
+            # positive definite
+            curvature, basis = torch.linalg.eigh(-hess)
+            magnitude = curvature.abs()
+            magnitude = magnitude.clamp_min(1e-3 * magnitude.amax(-1, keepdim=True) + 1e-30)
+            direction = (basis @ ((basis.transpose(-1, -2) @ grad.unsqueeze(-1)) / magnitude.unsqueeze(-1))).squeeze(-1)
             length = direction.abs().amax(-1)
             # converged candidates leave: the step is below the tolerance, or the gain it can make
             # (first order, an upper bound along an ascent direction) is below the rounding error

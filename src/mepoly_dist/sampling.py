@@ -8,7 +8,10 @@ samples are continuous and follow the density itself.
    :math:`-\cos(\pi i / G)`: a polynomial of degree :math:`n` varies on a scale :math:`\sim 1/n^2`
    near the ends of :math:`[-1, 1]` and :math:`\sim 1/n` in the middle, and so do these cells.
    :math:`G` grows with the order, :math:`G \approx 2.4\,n` (33 for order 14), within the
-   lattice budget of the dimension (:func:`sampler_cells_per_dim`).
+   lattice budget of the dimension (:func:`sampler_cells_per_dim`).  The start is scale-aware:
+   every row is first cut into half as many cells per axis (:data:`COARSE_FRACTION`), and only the
+   rows with more than :data:`ROUGH_SHARE` of those cells loose (step 3) start again from the full
+   lattice, so a smooth row (a projected paper target) pays for a quarter of the cells.
 2. **Envelope.**  In a cell with centre :math:`c` and half-widths :math:`k` the energy
    :math:`E(x) = \lambda^\top\phi(x)` is bounded by
 
@@ -71,6 +74,10 @@ NEGLIGIBLE_LOG_MASS = 35.0
 CELLS_PER_ORDER = 33 / 14
 #: fewest first-level cells per axis the sampler starts from (when the lattice budget allows)
 MIN_SAMPLER_CELLS = 8
+#: the scale-aware start tries this fraction of the first-level cells per axis first
+COARSE_FRACTION = 0.5
+#: rows with more than this share of loose coarse cells start again from the full lattice
+ROUGH_SHARE = 0.05
 
 
 def default_cells_per_dim(dim: int) -> int:
@@ -210,7 +217,9 @@ def _cells_from_stencil(row, center, half, stencil_energy, grad, stencil: _Stenc
     return _Cells(row, center, half, e_c, grad, bound, spread, axis, _log_mass(e_c, scaled, half, bound))
 
 
-def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int) -> _Cells:
+def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int, row_ids: Tensor | None = None) -> _Cells:
+    """Envelopes of the lattice's cells for every row of ``lam``; their rows are ``row_ids``
+    (default: ``0 .. len(lam) - 1``)."""
     parts = []
     C = lat.centers.shape[0]
     batch_block = max(1, min(batch_block, (1 << 23) // (C * lat.stencil.offsets.shape[0])))  # bound the (b, C, S) temporaries
@@ -220,7 +229,8 @@ def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int) ->
         grad = torch.einsum("bf,cdf->bcd", rows, lat.jacobian)  # (b, C, D)
         stencil_energy = lat.stencils_of(energy)  # (b, C, S)
         b = rows.shape[0]
-        row = torch.arange(start, start + b, device=lam.device).repeat_interleave(C)
+        row = torch.arange(start, start + b, device=lam.device) if row_ids is None else row_ids[start : start + b]
+        row = row.repeat_interleave(C)
         parts.append(
             _cells_from_stencil(
                 row,
@@ -247,14 +257,23 @@ def _row_max(values: Tensor, row: Tensor, rows: int) -> Tensor:
     return out.scatter_reduce(0, row, values, reduce="amax")
 
 
+def _row_sum(values: Tensor, row: Tensor, rows: int) -> Tensor:
+    return values.new_zeros(rows).index_add_(0, row, values)
+
+
+def _loose(cells: _Cells, rows: int, max_spread: float) -> Tensor:
+    """Cells to split: a residual spread above ``max_spread`` and not negligible.  A cell is
+    negligible only if its envelope (an upper bound) is far below another cell's lower estimate
+    (envelope minus residual spread) in its row."""
+    lower = _row_max(cells.log_mass - cells.spread, cells.row, rows)
+    significant = cells.log_mass >= lower[cells.row] - NEGLIGIBLE_LOG_MASS
+    return (cells.spread > max_spread) & significant
+
+
 def _refine(cells: _Cells, lam: Tensor, family, stencil: _Stencil, safety: float, max_spread: float, max_depth: int, max_cells: int, block: int) -> _Cells:
     B = lam.shape[0]
     for _ in range(max_depth):
-        # a cell is negligible only if its envelope (upper bound) is far below another cell's lower
-        # estimate (envelope minus residual spread)
-        lower = _row_max(cells.log_mass - cells.spread, cells.row, B)
-        significant = cells.log_mass >= lower[cells.row] - NEGLIGIBLE_LOG_MASS
-        loose = (cells.spread > max_spread) & significant
+        loose = _loose(cells, B, max_spread)
         n_split = int(loose.sum())
         if n_split == 0 or cells.row.numel() + n_split > max_cells:
             break
@@ -326,7 +345,19 @@ def sample_mepoly(
             return draws[:, rank, inverse]
     cells_per_dim = sampler_cells_per_dim(dim, family.order) if cells is None else int(cells)
     lat = lattice_for(family, cells_per_dim)
-    leaves = _first_level(lam, lat, safety, batch_block)
+    coarse = max(1, min(cells_per_dim, math.ceil(cells_per_dim * COARSE_FRACTION))) if cells is None else cells_per_dim
+    if coarse < cells_per_dim:
+        # scale-aware start: every row on a lattice with half the cells per axis; the rows whose
+        # envelopes are loose there (rough, or peaked on a scale the coarse cells miss) start
+        # again from the full lattice, where a cell costs far less than a k-d split
+        leaves = _first_level(lam, lattice_for(family, coarse), safety, batch_block)
+        rough_share = _row_sum(_loose(leaves, B, max_spread).to(lam.dtype), leaves.row, B) / coarse**dim
+        rough = rough_share > ROUGH_SHARE
+        if bool(rough.any()):
+            rows = rough.nonzero().squeeze(-1)
+            leaves = _Cells.cat([leaves.select(~rough[leaves.row]), _first_level(lam[rows], lat, safety, batch_block, rows)])
+    else:
+        leaves = _first_level(lam, lat, safety, batch_block)
     max_depth = 16 * dim if max_depth is None else int(max_depth)  # each level halves one axis
     leaves = _refine(leaves, lam, family, lat.stencil, safety, max_spread, max_depth, max_cells, block)
     if bool((leaves.row[1:] < leaves.row[:-1]).any()):  # refinement appended children: group by row
