@@ -80,20 +80,31 @@ COARSE_FRACTION = 0.5
 ROUGH_SHARE = 0.05
 
 
+def _cells_within(budget: int, dim: int) -> int:
+    """Largest G with (2G+1)^dim lattice points within ``budget``."""
+    return max(1, int((budget ** (1.0 / dim) + 1e-9 - 1) // 2))
+
+
 def default_cells_per_dim(dim: int) -> int:
     """Largest G with (2G+1)^dim within the lattice budget of the dimension."""
-    budget = LATTICE_BUDGET.get(dim, LATTICE_BUDGET_DEFAULT)
-    return max(1, int((budget ** (1.0 / dim) + 1e-9 - 1) // 2))
+    return _cells_within(LATTICE_BUDGET.get(dim, LATTICE_BUDGET_DEFAULT), dim)
+
+
+#: the sampler's own lattice budget in D >= 4, where a k-d split costs far more than a lattice cell
+#: (2D^2 + 1 stencil points of dense features each): 8 cells per axis at D = 4 and 7 at D = 5
+SAMPLER_LATTICE_BUDGET = {4: 17**4, 5: 15**5}
 
 
 def sampler_cells_per_dim(dim: int, order: int) -> int:
     """First-level cells per axis for sampling: ``ceil(CELLS_PER_ORDER * order)`` (a degree-n
     polynomial varies on a scale ~1/n), at least :data:`MIN_SAMPLER_CELLS`, at most the lattice
-    budget's :func:`default_cells_per_dim`.  Lower orders start from fewer cells: a 2-D order-8
-    head from 19 per axis instead of 33, about 3x fewer lattice points; refinement still splits
-    any cell whose envelope is loose."""
+    budget's (:data:`SAMPLER_LATTICE_BUDGET` where it names the dimension, else
+    :func:`default_cells_per_dim`).  Lower orders start from fewer cells: a 2-D order-8 head from
+    19 per axis instead of 33, about 3x fewer lattice points; refinement still splits any cell
+    whose envelope is loose."""
     wanted = max(MIN_SAMPLER_CELLS, math.ceil(CELLS_PER_ORDER * order - 1e-9))
-    return min(default_cells_per_dim(dim), wanted)
+    budget = SAMPLER_LATTICE_BUDGET.get(dim, LATTICE_BUDGET.get(dim, LATTICE_BUDGET_DEFAULT))
+    return min(_cells_within(budget, dim), wanted)
 
 
 class _Stencil:
@@ -118,23 +129,39 @@ class _Stencil:
         self.offsets = torch.tensor(offsets, dtype=dtype, device=device)  # (S, D)
         #: position of each point in the full 3^D window (product order, first axis slowest)
         self.full_position = torch.tensor([sum((o[d] + 1) * 3 ** (dim - 1 - d) for d in range(dim)) for o in offsets], device=device)
-        self.outer = self.offsets[:, :, None] * self.offsets[:, None, :]  # (S, D, D)
+        # the finite-difference Hessian as two linear maps of the residual on the stencil:
+        # H_dd = R(e_d) + R(-e_d) and H_de = (R(e_d+e_e) - R(e_d-e_e) - R(-e_d+e_e) + R(-e_d-e_e)) / 4
+        S, P = len(offsets), len(self.pairs)
+        self.to_diag = torch.zeros(S, dim, dtype=dtype, device=device)
+        for d, (p, m) in enumerate(self.axis):
+            self.to_diag[p, d] = self.to_diag[m, d] = 1.0
+        self.to_cross = torch.zeros(S, P, dtype=dtype, device=device)
+        self.incidence = torch.zeros(P, dim, dtype=dtype, device=device)  # pair -> its two axes
+        for q, (d, e, points) in enumerate(self.pairs):
+            self.to_cross[points, q] = torch.tensor([0.25, -0.25, -0.25, 0.25], dtype=dtype, device=device)
+            self.incidence[q, d] = self.incidence[q, e] = 1.0
+        # the quadratic model 1/2 s^T H s on the stencil: 1/2 H_dd s_d^2 + H_de s_d s_e
+        off = self.offsets
+        self.diag_model = 0.5 * (off * off).t()  # (D, S)
+        self.cross_model = torch.stack([off[:, d] * off[:, e] for d, e, _ in self.pairs] or [off.new_zeros(0, S)]).reshape(P, S)
 
     def bound(self, stencil_energy: Tensor, scaled_grad: Tensor, safety: float):
-        """Residual bound, residual spread (bound minus the lowest stencil residual) and the axis
-        to split (most curvature) from energies on the stencil (..., S) and k * grad (..., D)."""
+        r"""Residual bound, residual spread (bound minus the lowest stencil residual) and the axis
+        to split (most curvature) from energies on the stencil (..., S) and k * grad (..., D).
+
+        With :math:`\tilde H` the finite-difference Hessian, the quadratic term is bounded by
+        :math:`\tfrac12(\sum_d \tilde H_{dd}^+ + 2\sum_{d<e}|\tilde H_{de}|)`; the split axis
+        has the largest row sum of :math:`|\tilde H|`.  All linear maps are matrix products, so
+        the cost is a few passes over the stencil values whatever D is."""
         residual = stencil_energy - stencil_energy[..., self.centre, None] - scaled_grad @ self.offsets.t()
-        hess = torch.diag_embed(torch.stack([residual[..., p] + residual[..., m] for p, m in self.axis], -1))
-        for d, e, (pp, pm, mp, mm) in self.pairs:
-            cross = (residual[..., pp] - residual[..., pm] - residual[..., mp] + residual[..., mm]) / 4
-            hess[..., d, e] = cross
-            hess[..., e, d] = cross
-        diag = hess.diagonal(dim1=-2, dim2=-1)
-        quad = 0.5 * (diag.clamp_min(0).sum(-1) + hess.abs().sum((-1, -2)) - diag.abs().sum(-1))
-        model = 0.5 * (hess.flatten(-2) @ self.outer.flatten(-2).t())
+        diag = residual @ self.to_diag  # (..., D)
+        cross = residual @ self.to_cross  # (..., P)
+        quad = 0.5 * diag.clamp_min(0).sum(-1) + cross.abs().sum(-1)
+        model = diag @ self.diag_model + cross @ self.cross_model
         misfit = (residual - model).abs().amax(-1)
         bound = torch.maximum(safety * (quad + misfit), residual.amax(-1)).clamp_min(0.0)
-        return bound, bound - residual.amin(-1), hess.abs().sum(-1).argmax(-1)
+        curvature = diag.abs() + cross.abs() @ self.incidence
+        return bound, bound - residual.amin(-1), curvature.argmax(-1)
 
 
 def _log_mass(e_c: Tensor, scaled_grad: Tensor, half: Tensor, bound: Tensor) -> Tensor:
