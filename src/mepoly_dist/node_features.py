@@ -224,6 +224,20 @@ class KroneckerNodeFeatures(_SlabBlocks):
         return out.reshape(self.num_nodes, self.num_features)
 
 
+def tensor_grid_energies(prepared: Tensor, tables_t: list[Tensor]) -> Tensor:
+    r"""Values of the polynomials ``prepared`` (coefficients in the ``(K^D, B)`` layout of
+    :meth:`KroneckerNodeFeatures.prepare`) on a tensor grid with its own 1-D table per axis,
+    :math:`(\Lambda \times_1 T_1 \times_2 T_2 \cdots \times_D T_D)`, given as transposed tables
+    ``tables_t[d]`` ``(K, n_d)``; returns ``(B, n_1 ... n_D)`` in row-major grid order.  With a
+    derivative table :math:`T'_{jk} = b'_k(t_j)` on axis ``d`` this is :math:`\partial_{x_d}` of
+    the polynomials on the grid (the sampler's cell gradients)."""
+    x = prepared
+    K = tables_t[0].shape[0]
+    for table_t in tables_t:  # contract the leading k, append this axis's grid index last
+        x = x.view(K, x.numel() // K).t() @ table_t
+    return x.reshape(prepared.shape[1], -1)
+
+
 def as_node_features(feats) -> NodeFeatures:
     """``feats`` as an operator: a :class:`NodeFeatures` as is, a ``(N, F)`` tensor as dense."""
     if isinstance(feats, NodeFeatures):

@@ -60,6 +60,9 @@ import warnings
 import torch
 from torch import Tensor
 
+from . import basis as _basis
+from .node_features import KroneckerNodeFeatures, tensor_grid_energies
+
 __all__ = ["default_cells_per_dim", "sampler_cells_per_dim", "lattice_for", "sample_mepoly"]
 
 #: target number of lattice points ((2G+1)^D) for the first level of cells (33 Chebyshev cells
@@ -126,9 +129,19 @@ class _Stencil:
                 self.pairs.append((d, e, list(range(len(offsets), len(offsets) + 4))))
                 offsets += [unit({d: a, e: b}) for a, b in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
         self.centre = 0
+        position = [sum((o[d] + 1) * 3 ** (dim - 1 - d) for d in range(dim)) for o in offsets]
+        if len(offsets) == 3**dim:
+            # D <= 2: the stencil is the whole 3^D window; list it in window order, so that the
+            # lattice's windows are the stencils as they are (no gather)
+            rank = {p: i for i, p in enumerate(position)}  # point i of the list sits at window slot position[i]
+            self.centre = position[0]
+            self.axis = [(position[p], position[m]) for p, m in self.axis]
+            self.pairs = [(d, e, [position[i] for i in points]) for d, e, points in self.pairs]
+            offsets = [offsets[rank[slot]] for slot in range(len(offsets))]
+            position = list(range(len(offsets)))
         self.offsets = torch.tensor(offsets, dtype=dtype, device=device)  # (S, D)
         #: position of each point in the full 3^D window (product order, first axis slowest)
-        self.full_position = torch.tensor([sum((o[d] + 1) * 3 ** (dim - 1 - d) for d in range(dim)) for o in offsets], device=device)
+        self.full_position = torch.tensor(position, device=device)
         # the finite-difference Hessian as two linear maps of the residual on the stencil:
         # H_dd = R(e_d) + R(-e_d) and H_de = (R(e_d+e_e) - R(e_d-e_e) - R(-e_d+e_e) + R(-e_d-e_e)) / 4
         S, P = len(offsets), len(self.pairs)
@@ -172,7 +185,10 @@ def _log_mass(e_c: Tensor, scaled_grad: Tensor, half: Tensor, bound: Tensor) -> 
 
 
 class _Lattice:
-    """The first level of cells on the cube and the features of its (2G+1)^D lattice."""
+    """The first level of cells on the cube: a tensor grid of (2G+1)^D lattice points (cell
+    edges and midpoints per axis).  Energies on the lattice and gradients at the cell centres
+    are sum-factorized mode products with 1-D tables (:func:`~mepoly_dist.node_features.tensor_grid_energies`),
+    never a ``(points, F)`` feature matrix."""
 
     def __init__(self, family, cells: int):
         dim, G = family.dim, cells
@@ -185,15 +201,38 @@ class _Lattice:
         strides = torch.tensor([(2 * G + 1) ** (dim - 1 - d) for d in range(dim)])
         cell_index = torch.cartesian_prod(*([torch.arange(G)] * dim)).reshape(-1, dim)  # (C, D)
         self.stencil = _Stencil(dim, dtype, device)
-        self.dim, self.cells = dim, G
-        center_index = (2 * cell_index + 1) @ strides
+        self.dim, self.cells, self._family = dim, G, family
         offsets = self.stencil.offsets.long().cpu()
         self.stencil_index = ((2 * cell_index[:, None, :] + 1 + offsets[None]) @ strides).to(device)  # (C, S)
-        self.centers = points[center_index].to(dtype=dtype, device=device)  # (C, D)
+        self.centers = torch.cartesian_prod(*([mids] * dim)).reshape(-1, dim).to(dtype=dtype, device=device)  # (C, D)
         self.half = ((edges[1:] - edges[:-1]) / 2)[cell_index].to(dtype=dtype, device=device)  # (C, D)
         self.points = points  # (L, D) float64, on the CPU
-        self.features = family.features(points).to(dtype=dtype, device=device)  # (L, F)
-        self.jacobian = family.features_and_jacobian(points[center_index])[1].to(dtype=dtype, device=device)  # (C, D, F)
+        exponents = family.exponents.to(device)
+        table = lambda x, derivative=False: _basis.univariate_table(x, family.order, family.basis, derivative)
+        self.kronecker = KroneckerNodeFeatures(table(line).to(dtype=dtype, device=device), exponents)
+        mid_values, mid_slopes = table(mids, True)
+        self.mid_values_t = mid_values.t().contiguous().to(dtype=dtype, device=device)  # (K, G)
+        self.mid_slopes_t = mid_slopes.t().contiguous().to(dtype=dtype, device=device)
+
+    @property
+    def features(self) -> Tensor:
+        """``(L, F)`` features of the lattice points (the mode's search in D >= 4; built once)."""
+        if not hasattr(self, "_features"):
+            self._features = self._family.features(self.points).to(dtype=self.centers.dtype, device=self.centers.device)
+        return self._features
+
+    def energies_and_gradients(self, lam: Tensor) -> tuple[Tensor, Tensor]:
+        """Energies ``(b, L)`` on the lattice and gradients ``(b, C, D)`` at the cell centres."""
+        prepared = self.kronecker.prepare(lam)
+        energy = self.kronecker.energies(prepared, slice(0, self.kronecker.num_nodes))
+        grad = torch.stack(
+            [
+                tensor_grid_energies(prepared, [self.mid_slopes_t if e == d else self.mid_values_t for e in range(self.dim)])
+                for d in range(self.dim)
+            ],
+            -1,
+        )
+        return energy, grad
 
     def stencils_of(self, energy: Tensor) -> Tensor:
         """Regroup lattice values ``(b, L)`` into each cell's stencil ``(b, C, S)``: strided
@@ -205,6 +244,8 @@ class _Lattice:
         for d in range(self.dim):
             windows = windows.unfold(1 + d, 3, 2)
         windows = windows.reshape(energy.shape[0], self.cells**self.dim, 3**self.dim)
+        if self.stencil.offsets.shape[0] == 3**self.dim:  # D <= 2: the stencil is the whole window
+            return windows
         return windows.index_select(-1, self.stencil.full_position)
 
 
@@ -252,8 +293,7 @@ def _first_level(lam: Tensor, lat: _Lattice, safety: float, batch_block: int, ro
     batch_block = max(1, min(batch_block, (1 << 23) // (C * lat.stencil.offsets.shape[0])))  # bound the (b, C, S) temporaries
     for start in range(0, lam.shape[0], batch_block):
         rows = lam[start : start + batch_block]
-        energy = rows @ lat.features.t()  # (b, L)
-        grad = torch.einsum("bf,cdf->bcd", rows, lat.jacobian)  # (b, C, D)
+        energy, grad = lat.energies_and_gradients(rows)  # (b, L), (b, C, D)
         stencil_energy = lat.stencils_of(energy)  # (b, C, S)
         b = rows.shape[0]
         row = torch.arange(start, start + b, device=lam.device) if row_ids is None else row_ids[start : start + b]
