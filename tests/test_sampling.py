@@ -17,7 +17,7 @@ from scipy import stats
 
 from _reference import bounded_params, cell_grid, features_ref, log_density_on
 from mepoly_dist import MePoly, MePolyFamily, targets
-from mepoly_dist.sampling import default_cells_per_dim, sampler_cells_per_dim
+from mepoly_dist.sampling import default_cells_per_dim, sample_mepoly, sampler_cells_per_dim
 
 ALPHA = 1e-4  # significance level of every goodness-of-fit test
 N = 10**6
@@ -165,10 +165,32 @@ def test_order_8_policy_head_from_its_coarser_first_cells():
     centers = [(-0.7, -0.7), (0.7, -0.7), (0.0, 0.8)]
     lam = targets.project_energy(_bumps_log_density(centers, 0.15, 40.0), fam)
     dist = MePoly(lam, fam)
-    x = sample(dist, N)  # an envelope violation would be a RuntimeWarning, an error here
+    x, stats = dist.sample_with_stats((N,))
+    assert stats.violations == 0 and stats.restarted_rows == 0  # no proposal above its cell's envelope
+    assert stats.accepted == N and stats.proposals >= N
+    x = x.numpy()
     check_samples_are_continuous(x, fam)
     masses = check_goodness_of_fit(dist, x, bins=40)
     check_log_prob_consistency(dist, x, masses, 40)
+
+
+def test_envelope_violations_are_detected_and_corrected(monkeypatch):
+    # a deliberately wrong envelope: every cell's residual bound set to zero, so the envelope is
+    # the tangent plane at the centre and the density rises above it wherever it curves up.
+    # Uncorrected, those regions would be under-weighted by up to e^-(residual) (the chi-square
+    # test fails by a wide margin); the sampler must see the violations, raise those bounds and
+    # draw the row again, so that the samples still follow the density.
+    from mepoly_dist import sampling
+
+    bound = sampling._Stencil.bound
+    monkeypatch.setattr(sampling._Stencil, "bound", lambda self, *args: (lambda b, spread, axis: (0 * b, spread, axis))(*bound(self, *args)))
+    fam = MePolyFamily(2, 8, dtype=torch.float64)
+    lam = targets.project_energy(_bumps_log_density([(-0.6, -0.5), (0.5, 0.6)], 0.25, 8.0), fam)
+    n = 200_000
+    x, stats = sample_mepoly(lam[None], fam, n, cells=8, max_depth=0, return_stats=True)
+    assert stats.violations > 0 and stats.restarted_rows >= 1
+    assert stats.accepted == n and stats.cells == 64 and stats.proposals > n
+    check_goodness_of_fit(MePoly(lam, fam), x[:, 0].numpy(), bins=20)
 
 
 def _interval_nodes(a, b, points):

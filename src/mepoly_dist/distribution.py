@@ -359,14 +359,19 @@ class MePoly(_NoReparameterization, ExponentialFamily):
     def sample(self, sample_shape=torch.Size()) -> Tensor:
         """Continuous samples (not snapped to quadrature nodes); see :mod:`mepoly_dist.sampling`.
         NaN for rows whose parameters are not finite."""
+        return self.sample_with_stats(sample_shape)[0]
+
+    def sample_with_stats(self, sample_shape=torch.Size()):
+        """:meth:`sample` and the sampler's :class:`~mepoly_dist.sampling.SamplingStats` for this
+        call: proposals drawn, envelope violations detected (and corrected), rows drawn again."""
         from .sampling import sample_mepoly
 
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():
             flat, finite = self._rows_for_search()
-            x = sample_mepoly(flat, self.family, int(torch.Size(sample_shape).numel()))  # (n, B, D)
+            x, stats = sample_mepoly(flat, self.family, int(torch.Size(sample_shape).numel()), return_stats=True)  # (n, B, D)
             x = self._as_result(x, finite)
-        return x.reshape(shape)
+        return x.reshape(shape), stats
 
     # -- ExponentialFamily hooks (used by torch's generic helpers) ---------------------------
     @property

@@ -39,9 +39,17 @@ samples are continuous and follow the density itself.
    :math:`\propto M`, then each coordinate from its truncated exponential :math:`\propto e^{g_d t}`
    (exact inverse CDF), and **accept** with probability :math:`\exp(R(x) - B)`.
 
-Accepted points are exact draws from :math:`p_\lambda` wherever the bound holds; proposals that
-exceed it are counted and reported with a ``RuntimeWarning`` (none occur in the test suite's sharp
-multi-modal densities).
+**Which guarantee holds.**  The bound :math:`B` comes from finite differences on the stencil with
+a safety factor, not from a proof, so the sampler also *checks* it: every proposal's residual is
+computed exactly (it is needed for the acceptance test anyway), and a proposal above its cell's
+bound (beyond the energies' rounding error) is a detected violation.  It is *corrected*, not
+only reported: the cell's bound is raised by twice the largest excess seen, and every
+sample of that row is drawn again from the corrected envelope.  So each returned sample comes
+from a rejection run in which no proposal exceeded the envelope; the samples are exact draws from
+:math:`p_\lambda` wherever the final envelope bounds the density, and a violation at a point no
+proposal visited is the one thing that cannot be seen (it would under-weight a region the
+proposals never reach).  ``sample_mepoly(..., return_stats=True)`` and
+:meth:`mepoly_dist.MePoly.sample_with_stats` return the per-call counts (:class:`SamplingStats`).
 
 **Cost** (one core, measured): 64 rows of a 2-D order-8 head (a Smooth World rollout step) take
 13-29 ms (31-34 ms when it started from 33 cells per axis), 1024 rows of a 2-D order-14 head about 0.3-0.5 s, eight rows
@@ -55,7 +63,7 @@ low-dimensional MePoly blocks sample far more cheaply.
 from __future__ import annotations
 
 import math
-import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -63,7 +71,7 @@ from torch import Tensor
 from . import basis as _basis
 from .node_features import KroneckerNodeFeatures, tensor_grid_energies
 
-__all__ = ["default_cells_per_dim", "sampler_cells_per_dim", "lattice_for", "sample_mepoly"]
+__all__ = ["default_cells_per_dim", "sampler_cells_per_dim", "lattice_for", "sample_mepoly", "SamplingStats"]
 
 #: target number of lattice points ((2G+1)^D) for the first level of cells (33 Chebyshev cells
 #: per axis resolve a 2-D order-14 density; peaked densities and higher D rely on refinement)
@@ -258,6 +266,21 @@ def lattice_for(family, cells: int) -> _Lattice:
     return family._sampler_cache[key]
 
 
+class SamplingStats(NamedTuple):
+    """What one call of :func:`sample_mepoly` did (``return_stats=True``)."""
+
+    #: proposals drawn from the envelope, in all rounds
+    proposals: int
+    #: samples returned (``num_samples * rows``)
+    accepted: int
+    #: proposals whose energy exceeded the envelope (each raised its cell's bound)
+    violations: int
+    #: rows whose samples were all drawn again after a violation
+    restarted_rows: int
+    #: cells of the final envelope, all rows together
+    cells: int
+
+
 class _Cells:
     """Flat arrays of leaf cells: row, centre, half-width, centre energy, gradient, residual bound,
     residual spread, axis to split, log envelope mass."""
@@ -384,8 +407,10 @@ def sample_mepoly(
     block: int = 1 << 16,
     batch_block: int = 128,
     generator: torch.Generator | None = None,
-) -> Tensor:
-    """Draw ``num_samples`` points for each row of ``lam`` (``(B, F)``); returns ``(num_samples, B, D)``.
+    return_stats: bool = False,
+):
+    """Draw ``num_samples`` points for each row of ``lam`` (``(B, F)``); returns ``(num_samples, B, D)``,
+    and with ``return_stats=True`` also a :class:`SamplingStats` of the call.
 
     Rows with identical parameters (a contextual bandit's constant observation, repeated
     states in a rollout) share one envelope: the sampler draws ``num_samples * k`` points for
@@ -395,21 +420,22 @@ def sample_mepoly(
     B, dim = lam.shape[0], family.dim
     out = torch.empty(num_samples, B, dim, dtype=lam.dtype, device=lam.device)
     if num_samples == 0 or B == 0:
-        return out
+        return (out, SamplingStats(0, 0, 0, 0, 0)) if return_stats else out
     if B > 1:
         unique, inverse, counts = torch.unique(lam, dim=0, return_inverse=True, return_counts=True)
         repeats = int(counts.max())
         if unique.shape[0] < B and unique.shape[0] * repeats <= 2 * B:
             kwargs = dict(cells=cells, safety=safety, max_spread=max_spread, max_depth=max_depth, max_cells=max_cells,
                           max_rounds=max_rounds, block=block, batch_block=batch_block, generator=generator)
-            draws = sample_mepoly(unique, family, num_samples * repeats, **kwargs)
+            draws, stats = sample_mepoly(unique, family, num_samples * repeats, return_stats=True, **kwargs)
             draws = draws.reshape(num_samples, repeats, unique.shape[0], dim)
             # the k-th duplicate of a row takes the k-th block of its unique row's draws
             order = torch.argsort(inverse, stable=True)
             group_start = torch.cumsum(counts, 0) - counts
             rank = torch.empty_like(inverse)
             rank[order] = torch.arange(B, device=lam.device) - group_start[inverse[order]]
-            return draws[:, rank, inverse]
+            draws = draws[:, rank, inverse]
+            return (draws, stats) if return_stats else draws
     cells_per_dim = sampler_cells_per_dim(dim, family.order) if cells is None else int(cells)
     lat = lattice_for(family, cells_per_dim)
     coarse = max(1, min(cells_per_dim, math.ceil(cells_per_dim * COARSE_FRACTION))) if cells is None else cells_per_dim
@@ -429,19 +455,14 @@ def sample_mepoly(
     leaves = _refine(leaves, lam, family, lat.stencil, safety, max_spread, max_depth, max_cells, block)
     if bool((leaves.row[1:] < leaves.row[:-1]).any()):  # refinement appended children: group by row
         leaves = leaves.select(torch.argsort(leaves.row, stable=True))
-    # flattened CDF over (row, cell): row b occupies (b, b + 1]
-    weight = torch.exp(leaves.log_mass.double() - _row_max(leaves.log_mass.double(), leaves.row, B)[leaves.row])
-    cumulative = torch.cumsum(weight, 0)
-    totals = torch.zeros(B, dtype=torch.float64, device=lam.device).index_add_(0, leaves.row, weight)
-    before = torch.cumsum(totals, 0) - totals  # mass of all earlier rows
-    cdf = leaves.row.double() + ((cumulative - before[leaves.row]) / totals[leaves.row]).clamp(max=1.0)
+    cdf = _flat_cdf(leaves, B)
     K = cdf.numel()
     pending = torch.arange(num_samples * B, device=lam.device)  # slot = i * B + b
-    violations = 0
+    proposals = violations = restarts = 0
     for _ in range(max_rounds):
         if pending.numel() == 0:
             break
-        keep = []
+        keep, hit_cells, hit_excess = [], [], []
         for start in range(0, pending.numel(), block):
             slots = pending[start : start + block]
             b = slots % B
@@ -455,21 +476,44 @@ def sample_mepoly(
             excess = terms.sum(-1) - leaves.e_c[j] - (rate * (x - center)).sum(-1) - leaves.bound[j]
             # a violation must exceed the rounding error of the energies themselves
             rounding = 64 * torch.finfo(lam.dtype).eps * terms.abs().sum(-1)
-            violations += int((excess > 1e-6 * (1 + leaves.bound[j]) + rounding).sum())
+            violated = excess > 1e-6 * (1 + leaves.bound[j]) + rounding
+            hit_cells.append(j[violated])
+            hit_excess.append(excess[violated])
             accept = torch.log(torch.rand(excess.shape, dtype=lam.dtype, device=lam.device, generator=generator)) < excess
             out.view(-1, dim)[slots[accept]] = x[accept]
             keep.append(slots[~accept])
+        proposals += pending.numel()
         pending = torch.cat(keep)
+        hit, excess = torch.cat(hit_cells), torch.cat(hit_excess)
+        if hit.numel():  # one host sync per round
+            # correction: raise the bound of every violated cell by twice the largest excess seen
+            # there, and draw every sample of its row again from the corrected envelope
+            violations += hit.numel()
+            raise_by = torch.zeros_like(leaves.bound).scatter_reduce(0, hit, 2 * excess, reduce="amax")
+            leaves.bound = leaves.bound + raise_by
+            leaves.log_mass = leaves.log_mass + raise_by
+            cdf = _flat_cdf(leaves, B)
+            rows = torch.zeros(B, dtype=torch.bool, device=lam.device)
+            rows[leaves.row[hit]] = True
+            restarts += int(rows.sum())
+            again = torch.arange(num_samples * B, device=lam.device)
+            pending = torch.cat([pending[~rows[pending % B]], again[rows[again % B]]])
     if pending.numel():
         raise RuntimeError(
             f"MePoly sampling: {pending.numel()} of {num_samples * B} samples still rejected after {max_rounds} rounds; "
             f"the cell envelope cannot resolve this density (pass a larger `cells` or `max_cells`)"
         )
-    if violations:
-        warnings.warn(
-            f"MePoly sampling: {violations} proposals exceeded the envelope bound (cells={cells_per_dim}, safety={safety}); "
-            "samples near those points are slightly under-weighted; increase `cells` or `safety`",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    if return_stats:
+        return out, SamplingStats(proposals, num_samples * B, violations, restarts, leaves.row.numel())
     return out
+
+
+def _flat_cdf(leaves: _Cells, rows: int) -> Tensor:
+    """Flattened CDF over (row, cell) of the envelope masses (float64): row ``b`` occupies
+    ``(b, b + 1]``, so one ``searchsorted`` draws a cell for every row."""
+    log_mass = leaves.log_mass.double()
+    weight = torch.exp(log_mass - _row_max(log_mass, leaves.row, rows)[leaves.row])
+    cumulative = torch.cumsum(weight, 0)
+    totals = torch.zeros(rows, dtype=torch.float64, device=weight.device).index_add_(0, leaves.row, weight)
+    before = torch.cumsum(totals, 0) - totals  # mass of all earlier rows
+    return leaves.row.double() + ((cumulative - before[leaves.row]) / totals[leaves.row]).clamp(max=1.0)
