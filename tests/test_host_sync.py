@@ -1,6 +1,12 @@
 """Host synchronizations per call do not grow with the batch: the calls that copy a tensor's value
-to the host (``Tensor.item``, ``tolist``, ``cpu``, ``numpy``, ``__bool__``) are counted while the
-normalizer, its backward and the mode run on batches of 8 and of 512 rows of one distribution."""
+to the host (``Tensor.item``, ``tolist``, ``cpu``, ``numpy``, ``__bool__``, ``__int__``,
+``__float__``, ``__index__``) are counted while the normalizer and its backward, ``sample()`` and
+the mode run on batches of 8 and of 512 rows of one distribution.
+
+What the count does not see: a boolean-mask index syncs inside torch (its output size).  The mode
+compacts its Newton candidates that way once per iteration (at most ``iterations``), and the
+sampler once per refinement level and rejection round; those counts follow the hardest row, not
+the number of rows."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import torch
 
 from mepoly_dist import MePoly, MePolyFamily
 
-SYNCING = ("item", "tolist", "cpu", "numpy", "__bool__")
+SYNCING = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
 
 
 @contextlib.contextmanager
@@ -53,6 +59,7 @@ def normalizer_syncs(batch: int, family: MePolyFamily) -> dict:
 @pytest.mark.parametrize("dim, order", [(2, 8), (3, 4)])
 def test_normalizer_syncs_do_not_grow_with_the_batch(dim, order):
     family = MePolyFamily(dim, order)
+    normalizer_syncs(2, family)  # the first call builds the family's cached nodes and features
     small, large = normalizer_syncs(8, family), normalizer_syncs(512, family)
     assert small == large, (small, large)
     assert sum(large.values()) <= 4, large
@@ -64,3 +71,22 @@ def test_counting_sees_a_host_sync():
         bool(torch.ones(1) > 0)
         torch.ones(2).tolist()
     assert counts["__bool__"] == 1 and counts["tolist"] == 1
+
+
+def search_syncs(batch: int, family: MePolyFamily, what: str) -> dict:
+    lam = rows(batch, family)
+    torch.manual_seed(0)
+    with count_host_syncs() as counts:
+        dist = MePoly(lam, family, validate_args=False)
+        dist.sample() if what == "sample" else dist.mode
+    return counts
+
+
+@pytest.mark.parametrize("what", ["sample", "mode"])
+@pytest.mark.parametrize("dim, order", [(2, 8), (2, 14), (3, 4)])
+def test_sample_and_mode_syncs_do_not_grow_with_the_batch(dim, order, what):
+    family = MePolyFamily(dim, order)
+    search_syncs(2, family, what)  # the first call builds the family's cached lattice and grids
+    small, large = search_syncs(8, family, what), search_syncs(512, family, what)
+    assert small == large, (small, large)
+    assert sum(large.values()) <= (6 if what == "sample" else 0), large

@@ -118,11 +118,11 @@ def _contract(coef: Tensor, tables: Tensor) -> Tensor:
     (row-major multi-index) and per-axis tables ``(M, D, J, K)``; returns ``(M, J^D)`` (row-major
     in ``j``).  One axis at a time: ``O(J K^D)`` per point."""
     M, dim, J, K = tables.shape
-    out = coef.reshape(M, K, -1)  # (M, k_d, [k_{d+1}..k_D] x [j_1..j_{d-1}])
+    out = coef.reshape(M, K, K ** (dim - 1))  # (M, k_d, [k_{d+1}..k_D] x [j_1..j_{d-1}])
     for d in range(dim):
         rest = K ** (dim - 1 - d)
         out = (tables[:, d] @ out).reshape(M, J, rest, J**d)  # (M, j_d, k_{d+1}.., j_1..)
-        out = out.permute(0, 2, 3, 1).reshape(M, K if d < dim - 1 else 1, -1)
+        out = out.permute(0, 2, 3, 1).reshape(M, K if d < dim - 1 else 1, (rest // K if d < dim - 1 else 1) * J ** (d + 1))
     return out.reshape(M, J**dim)
 
 
@@ -159,6 +159,11 @@ def _energy(x: Tensor, coef: Tensor, family) -> Tensor:
     """Energies at points ``x`` ``(M, D)`` with their own coefficients ``coef`` ``(M, K^D)``."""
     table = _basis.univariate_table(x, family.order, family.basis)  # (M, D, K)
     return _contract(coef, table.unsqueeze(-2)).squeeze(-1)
+
+
+#: backtracking steps tried at once: 1, 1/2, ..., 1/128 of the Newton step
+BACKTRACKS = 8
+_STEPS = 0.5 ** torch.arange(BACKTRACKS, dtype=torch.float64)
 
 
 def find_mode(natural_params: Tensor, family, candidates: int = 4, iterations: int = 30, tolerance: float = 1e-7) -> Tensor:
@@ -203,20 +208,16 @@ def find_mode(natural_params: Tensor, family, candidates: int = 4, iterations: i
             moving = ~((length < tolerance) | ((grad * direction).sum(-1) <= rounding))
             active, xa, la = active[moving], xa[moving], la[moving]
             energy, direction, length = energy[moving], direction[moving], length[moving]
-            # backtracking: halve the step until the energy rises (or the step is below the tolerance)
-            step = torch.ones_like(energy)
-            accepted = torch.zeros_like(energy, dtype=torch.bool)
-            settled = torch.zeros_like(accepted)
-            new_x = xa.clone()
-            for _ in range(20):
-                if bool((accepted | settled).all()):
-                    break
-                trial = (xa + step[:, None] * direction).clamp(-1.0, 1.0)
-                better = (_energy(trial, la, family) > energy) & ~accepted
-                new_x = torch.where(better[:, None], trial, new_x)
-                accepted |= better
-                settled |= step * length < tolerance
-                step = torch.where(accepted, step, step / 2)
+            # backtracking in one batched evaluation: the steps 1, 1/2, ..., 2^-(BACKTRACKS-1)
+            # along the direction, and the longest one that raises the energy (no host sync per
+            # halving, so the counted syncs of a call do not grow with the batch)
+            M = xa.shape[0]
+            trial = (xa[:, None] + _STEPS.to(xa)[None, :, None] * direction[:, None]).clamp(-1.0, 1.0)  # (M, T, D)
+            trial_coef = la.repeat_interleave(_STEPS.numel(), dim=0)
+            better = _energy(trial.reshape(-1, dim), trial_coef, family).view(M, BACKTRACKS) > energy[:, None]
+            accepted = better.any(-1)
+            first = better.to(torch.int8).argmax(-1)  # the longest improving step
+            new_x = torch.where(accepted[:, None], trial[torch.arange(M, device=x.device), first], xa)
             x = x.index_put((active,), new_x)
             active = active[accepted & ((new_x - xa).abs().amax(-1) >= tolerance)]
         energy = _energy(x, params, family).view(-1, k)
