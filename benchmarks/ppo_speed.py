@@ -3,7 +3,7 @@ r"""Wall-clock of SB3 PPO with a MePoly head against SB3 PPO-Gaussian, side by s
 
 Usage (from the repository root)::
 
-    python benchmarks/ppo_speed.py [--iterations 10] [--seed 0] [--quick] [--out benchmarks/results]
+    python benchmarks/ppo_speed.py [--iterations 10] [--seed 0] [--device cpu] [--quick] [--out benchmarks/results]
 
 Workloads (same environment, steps, batch and epochs for every policy):
 
@@ -82,7 +82,7 @@ class _Timed:
         model.collect_rollouts, model.train = timed_collect, timed_train
 
 
-def build(workload: dict, policy_kwargs, seed: int):
+def build(workload: dict, policy_kwargs, seed: int, device: str = "cpu"):
     from stable_baselines3 import PPO
 
     from mepoly_dist.envs import make_vec_env
@@ -92,13 +92,13 @@ def build(workload: dict, policy_kwargs, seed: int):
     policy = "MlpPolicy" if policy_kwargs is None else MePolyActorCriticPolicy
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*mini-batch size.*")
-        return PPO(policy, env, seed=seed, policy_kwargs=policy_kwargs or {}, **workload["hyperparams"])
+        return PPO(policy, env, seed=seed, device=device, policy_kwargs=policy_kwargs or {}, **workload["hyperparams"])
 
 
-def measure(workload_name: str, iterations: int, seed: int) -> list[list]:
+def measure(workload_name: str, iterations: int, seed: int, device: str = "cpu") -> list[list]:
     workload = WORKLOADS[workload_name]
     steps = workload["n_envs"] * workload["hyperparams"]["n_steps"]
-    models = {name: build(workload, kwargs, seed) for name, kwargs in POLICIES.items()}
+    models = {name: build(workload, kwargs, seed, device) for name, kwargs in POLICIES.items()}
     timers = {name: _Timed(model) for name, model in models.items()}
     for model in models.values():  # warm-up iteration (first-call allocations, sampler caches)
         model.learn(steps, reset_num_timesteps=False)
@@ -124,6 +124,7 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=10, help="timed PPO iterations per policy and workload")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device of every policy (the environments step on the CPU)")
     parser.add_argument("--quick", action="store_true", help="2 iterations (smoke run)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
@@ -132,13 +133,14 @@ def main(argv=None):
     header = results_header("PPO wall-clock: MePoly vs Gaussian (SB3, side by side)", args.seed)
     rows = []
     for name in args.workloads:
-        rows += measure(name, iterations, args.seed)
+        rows += measure(name, iterations, args.seed, args.device)
     table = markdown_table(["workload", "policy", "steps / iteration", "rollout s", "train s", "s / iteration (median)",
                             "vs Gaussian", "vs paper code (54 s)"], rows)
-    text = header + f"\n{iterations} timed iterations per policy (interleaved), after one warm-up iteration.\n\n" + table
+    text = header + f"\n{iterations} timed iterations per policy (interleaved), after one warm-up iteration; device {args.device}.\n\n" + table
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / ("ppo_speed_quick.md" if args.quick else "ppo_speed.md")).write_text(text)
+    name = "ppo_speed" + ("" if args.device == "cpu" else f"_{args.device}") + ("_quick" if args.quick else "")
+    (out / f"{name}.md").write_text(text)
     print(text)
 
 

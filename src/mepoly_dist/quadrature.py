@@ -288,6 +288,10 @@ RULES = {
 
 #: default tensor Gauss-Legendre points per axis by dimension (more for orders above them)
 DEFAULT_POINTS = {1: 256, 2: 80, 3: 20, 4: 9, 5: 6}
+#: in low dimension the default is order-aware: at most this many points per axis per unit of
+#: ``order + 1`` (a D = 2 order-2 head gets 30 x 30 nodes, order 4 gets 50 x 50, order >= 7 the
+#: full 80 x 80), since a low-degree energy needs few nodes; sharper rows are refined anyway
+POINTS_PER_ORDER = {1: 32, 2: 10}
 
 
 def default_rule(dim: int, order: int | None = None, max_nodes: int | None = None) -> QuadratureRule:
@@ -305,6 +309,8 @@ def default_rule(dim: int, order: int | None = None, max_nodes: int | None = Non
     """
     if dim in DEFAULT_POINTS:
         points = DEFAULT_POINTS[dim]
+        if order is not None and dim in POINTS_PER_ORDER:
+            points = min(points, POINTS_PER_ORDER[dim] * (order + 1))
         if max_nodes is not None:  # the most points per axis with points^dim <= max_nodes
             points = min(points, next(p for p in range(points, 0, -1) if p**dim <= max_nodes or p == 1))
         return GaussLegendreRule(dim, points=max(points, 0 if order is None else order + 1))
