@@ -51,13 +51,13 @@ proposal visited is the one thing that cannot be seen (it would under-weight a r
 proposals never reach).  ``sample_mepoly(..., return_stats=True)`` and
 :meth:`mepoly_dist.MePoly.sample_with_stats` return the per-call counts (:class:`SamplingStats`).
 
-**Cost** (one core, measured): 64 rows of a 2-D order-8 head (a Smooth World rollout step) take
-13-29 ms (31-34 ms when it started from 33 cells per axis), 1024 rows of a 2-D order-14 head about 0.3-0.5 s, eight rows
-with :math:`|\lambda| \sim 10^4` about 0.03 s, and 10^6 draws from one sharply peaked 2-D density
-about 10 s.  The first level of cells is a tensor grid, so the cost grows with D: a 3-D order-8
-head about 1.7 s per 1024 rows, a 4-D order-4 head about 1.4 s per 256 rows, 6-D order 3 and 8-D
-order 2 about 25-40 s per 64 rows (memory stays bounded).  For D >= 6 policies, products of
-low-dimensional MePoly blocks sample far more cheaply.
+**Cost** (one core, ``benchmarks/core_speed.py``, 1024 distinct rows): a 2-D order-14 head at the
+paper's projected targets about 60 ms (2.5x its normalizer pass), with ``lam = 3 * randn`` about
+1.3 s; order 8 25-65 ms and 0.27 s.  Eight rows with :math:`|\lambda| \sim 10^4` take about
+0.03 s, and 10^6 draws from one sharply peaked 2-D density about 10 s.  The first level of cells is
+a tensor grid, so the cost grows with D: a 4-D order-4 head about 4 s per 1024 rows, a 5-D order-3
+head about 2 s per 64 rows, 6-D order 3 and 8-D order 2 about 25-40 s per 64 rows (memory stays
+bounded).  For D >= 6 policies, products of low-dimensional MePoly blocks sample far more cheaply.
 """
 
 from __future__ import annotations
