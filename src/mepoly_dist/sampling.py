@@ -77,6 +77,11 @@ __all__ = ["default_cells_per_dim", "sampler_cells_per_dim", "lattice_for", "sam
 #: per axis resolve a 2-D order-14 density; peaked densities and higher D rely on refinement)
 LATTICE_BUDGET = {1: 1025, 3: 20000}
 LATTICE_BUDGET_DEFAULT = 4500
+#: rejection rounds: at most this many proposals per pending sample in one round; rounds with
+#: fewer than SMALL_ROUND pending samples aim at SMALL_ROUND_ACCEPTANCES expected acceptances each
+MAX_COPIES = 16
+SMALL_ROUND = 256
+SMALL_ROUND_ACCEPTANCES = 3.0
 #: cells whose envelope mass is this far (in log) below their row's largest are not refined
 NEGLIGIBLE_LOG_MASS = 35.0
 
@@ -459,14 +464,24 @@ def sample_mepoly(
     K = cdf.numel()
     pending = torch.arange(num_samples * B, device=lam.device)  # slot = i * B + b
     proposals = violations = restarts = 0
+    acceptance = 0.5  # running estimate of the acceptance rate, for the copies per slot
     for _ in range(max_rounds):
         if pending.numel() == 0:
             break
+        # each pending slot gets `copies` independent proposals and keeps the first accepted one
+        # (accepted proposals are i.i.d. exact draws, so which one is kept does not matter):
+        # enough for most slots to finish in one round when few are pending, where a round's
+        # fixed cost dominates; about one expected acceptance per slot otherwise
+        waiting = pending.numel()
+        wanted = (SMALL_ROUND_ACCEPTANCES if waiting < SMALL_ROUND else 1.0) / max(acceptance, 1e-3)
+        copies = int(min(MAX_COPIES, max(1, block // waiting), max(1, math.ceil(wanted))))
         keep, hit_cells, hit_excess = [], [], []
-        for start in range(0, pending.numel(), block):
-            slots = pending[start : start + block]
-            b = slots % B
-            u = torch.rand(slots.shape, dtype=torch.float64, device=lam.device, generator=generator)
+        for start in range(0, waiting, max(1, block // copies)):
+            slots = pending[start : start + max(1, block // copies)]
+            n_slots = slots.numel()
+            proposal_slots = slots.repeat(copies)  # copy-major: copy c of slot i at c * n_slots + i
+            b = proposal_slots % B
+            u = torch.rand(b.shape, dtype=torch.float64, device=lam.device, generator=generator)
             j = torch.searchsorted(cdf, b.double() + u).clamp(max=K - 1)
             j = torch.where(leaves.row[j] < b, j + 1, j)  # u = 0 lands on the previous row's last cell
             rate, half, center = leaves.grad[j], leaves.half[j], leaves.center[j]
@@ -479,11 +494,17 @@ def sample_mepoly(
             violated = excess > 1e-6 * (1 + leaves.bound[j]) + rounding
             hit_cells.append(j[violated])
             hit_excess.append(excess[violated])
-            accept = torch.log(torch.rand(excess.shape, dtype=lam.dtype, device=lam.device, generator=generator)) < excess
-            out.view(-1, dim)[slots[accept]] = x[accept]
-            keep.append(slots[~accept])
-        proposals += pending.numel()
+            accept = (torch.log(torch.rand(excess.shape, dtype=lam.dtype, device=lam.device, generator=generator)) < excess).view(copies, n_slots)
+            done = accept.any(0)
+            first = accept.to(torch.int8).argmax(0)  # the first accepted copy of each slot
+            chosen = x.view(copies, n_slots, dim)[first, torch.arange(n_slots, device=lam.device)]
+            out.view(-1, dim)[slots[done]] = chosen[done]
+            keep.append(slots[~done])
+        proposals += waiting * copies
         pending = torch.cat(keep)
+        # the share of slots still waiting is (1 - acceptance)^copies
+        still = pending.numel() / waiting
+        acceptance = 1.0 - still ** (1.0 / copies) if still > 0 else max(acceptance, 1.0 - 0.5 ** (1.0 / copies))
         hit, excess = torch.cat(hit_cells), torch.cat(hit_excess)
         if hit.numel():  # one host sync per round
             # correction: raise the bound of every violated cell by twice the largest excess seen

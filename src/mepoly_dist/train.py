@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import yaml
 
-__all__ = ["ALIASES", "RunConfig", "resolve_config", "train", "evaluate_run", "latest_checkpoint", "load_model"]
+__all__ = ["ALIASES", "RunConfig", "resolve_config", "train", "evaluate_run", "latest_checkpoint", "load_model", "build_model", "make_env"]
 
 BANDIT_ID = "mepoly/Bandit-v0"
 SMOOTH_WORLD_ID = "mepoly/SmoothWorld-v0"
@@ -238,7 +238,9 @@ def _hyperparams(config: RunConfig) -> dict:
     return out
 
 
-def _build_model(config: RunConfig, env, run_dir: Path, verbose: int):
+def build_model(config: RunConfig, env, run_dir: Path | None = None, verbose: int = 0):
+    """A fresh model of ``config`` on ``env`` (its algorithm, policy class, policy kwargs and
+    hyperparameters; TensorBoard logs under ``run_dir/tb`` when ``run_dir`` is given)."""
     algo = _algorithms()[config.algo]
     with warnings.catch_warnings():
         # the paper's 6 minibatches of 1024 samples: SB3 warns that 171 does not divide 1024
@@ -248,7 +250,7 @@ def _build_model(config: RunConfig, env, run_dir: Path, verbose: int):
             env,
             policy_kwargs=_policy_kwargs(config),
             seed=config.seed,
-            tensorboard_log=str(run_dir / "tb"),
+            tensorboard_log=None if run_dir is None else str(Path(run_dir) / "tb"),
             verbose=verbose,
             **_hyperparams(config),
         )
@@ -390,7 +392,7 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
         print(f"resuming from {checkpoint.name} ({model.num_timesteps} of {config.n_timesteps} steps)")
     else:
         env = make_env(config, seed=config.seed, monitor_path=run_dir / "from_0")
-        model = _build_model(config, env, run_dir, verbose)
+        model = build_model(config, env, run_dir, verbose)
     remaining = config.n_timesteps - model.num_timesteps
     if remaining > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
