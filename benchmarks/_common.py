@@ -83,6 +83,15 @@ def results_header(title: str, seed, extra: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_report(out, name: str, text: str) -> Path:
+    """Write ``text`` to ``out/name`` (creating ``out``), print it, and return the path."""
+    path = Path(out) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+    return path
+
+
 def markdown_table(header: list[str], rows: list[list], align: list[str] | None = None) -> str:
     """A Markdown table (first column left-aligned, the others right-aligned unless ``align``), ending in a newline."""
     align = align or ["---"] + ["--:"] * (len(header) - 1)

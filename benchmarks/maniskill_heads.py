@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, results_header  # noqa: E402
+from _common import markdown_table, results_header, write_report  # noqa: E402
 
 from mepoly_dist import BlockMePoly, BlockMePolyFamily, MePoly, MePolyFamily  # noqa: E402
 from mepoly_dist.fit import fit_max_entropy  # noqa: E402
@@ -207,10 +207,7 @@ def main(argv=None):
              f"{args.samples:,} held-out exact samples (its Monte-Carlo error is about ±0.005). One PPO update = sampling {args.rows} "
              f"distinct rows (a rollout) + {args.epochs} epochs of minibatches of {args.minibatch}.\n\n")
     text += markdown_table(header, rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "maniskill_heads.md").write_text(text)
-    print(text)
+    write_report(args.out, "maniskill_heads.md", text)
 
 
 if __name__ == "__main__":

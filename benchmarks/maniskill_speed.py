@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, results_header  # noqa: E402
+from _common import markdown_table, results_header, write_report  # noqa: E402
 
 METHODS = ("mepoly", "gaussian")
 
@@ -85,10 +85,7 @@ def main(argv=None):
                             "evaluation episodes", "deterministic evaluation, s per 100 episodes", "vs Gaussian"], rows)
     header = results_header(f"ManiSkill {args.task}: PPO-MePoly vs PPO-Gaussian cost (side by side)", args.seed)
     text = header + f"\n{args.iterations} timed PPO iterations per policy (interleaved) after one warm-up iteration; evaluation with the mode / mean.\n\n" + table
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "maniskill_speed.md").write_text(text)
-    print(text)
+    write_report(args.out, "maniskill_speed.md", text)
 
 
 if __name__ == "__main__":
