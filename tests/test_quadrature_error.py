@@ -167,3 +167,29 @@ def test_mean_and_variance_of_zoomed_rows_against_numpy_on_a_wider_box():
         v = np.array([(p.sum(1) * nodes[0] ** 2).sum(), (p.sum(0) * nodes[1] ** 2).sum()]) - m**2
         np.testing.assert_allclose(mean[i], m, rtol=0, atol=1e-9)
         np.testing.assert_allclose(variance[i], v, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_smooth_rows_stay_on_the_screening_rule_and_sharp_ones_leave_it(dtype):
+    # order 14, D = 2: the screening rule has 48^2 nodes, the default 80^2; a smooth row keeps
+    # the screening result (within the tolerance of the reference), a sharp one is recomputed,
+    # and the mean of every row (E_p[x], on the rule that normalized it) matches the reference
+    from _reference import adaptive_reference
+
+    fam = MePolyFamily(2, 14).to(dtype)
+    screen = fam.screening_family()
+    assert screen.quadrature.points_per_axis == 48 and fam.quadrature.points_per_axis == 80
+    gen = torch.Generator().manual_seed(3)
+    lam = torch.cat([0.2 * torch.randn(1, fam.num_params, generator=gen, dtype=torch.float64),
+                     10.0 * torch.randn(1, fam.num_params, generator=gen, dtype=torch.float64)])
+    dist = MePoly(lam.to(dtype), fam)
+    nodes = dist.quadrature_nodes
+    assert nodes[0] == 48**2 and nodes[1] >= 80**2, nodes
+    tolerance = fam.tolerance_for(dtype)
+    for b in range(2):
+        ref = adaptive_reference(lam[b].numpy(), 2, 14)
+        assert abs(dist.log_partition[b].item() - ref.A) <= max(tolerance, 1e-5 if dtype == torch.float32 else 0), b
+        mean_ref = ref.moments[[list(map(tuple, fam.exponents.tolist())).index(e) for e in ((1, 0), (0, 1))]]
+        np.testing.assert_allclose(dist.mean[b].double().numpy(), mean_ref, rtol=0, atol=1e-4 if dtype == torch.float32 else 1e-6)
+    assert screen is fam.screening_family()  # cached
+    assert MePolyFamily(2, 14, quadrature="gauss_legendre:80").screening_family() is None  # a rule the user chose is used as is

@@ -34,6 +34,8 @@ Corners, as for torch's own distributions:
 
 from __future__ import annotations
 
+import math
+
 import warnings
 
 import torch
@@ -170,7 +172,9 @@ class MePoly(_NoReparameterization, ExponentialFamily):
     def _normalized(self):
         """``(A, H, error, level)`` per flat row, and the rows' boxes in ``_boxes``.
 
-        All rows are first computed on the family's rule (level 0, box: the cube).  Rows whose
+        All rows are first computed on the family's screening rule where it has one (level -1,
+        :meth:`MePolyFamily.screening_family`), and those it does not resolve on the family's rule
+        (level 0, box: the cube).  Rows whose
         error estimate exceeds ``family.tolerance_for()`` are recomputed: with a Gauss-Legendre
         rule, on a box around their mass (:mod:`mepoly_dist.zoom`) with the family's points per
         axis and then ``2^k`` times as many (level ``k``, up to ``family.max_nodes``); with other
@@ -179,9 +183,21 @@ class MePoly(_NoReparameterization, ExponentialFamily):
         ``k > 0`` is the smaller of the rule's embedded estimate and the one from the gap to level
         ``k - 1`` (:func:`~mepoly_dist.normalizer.asymptotic_error`)."""
         fam, lam = self.family, self._flat_params()
-        A, H, error = _normalize_on(fam, lam)
-        level = torch.zeros(lam.shape[0], dtype=torch.long, device=lam.device)
         tolerance = fam.tolerance_for(lam.dtype)
+        screen = fam.screening_family() if math.isfinite(tolerance) else None
+        if screen is None:
+            A, H, error = _normalize_on(fam, lam)
+            level = torch.zeros(lam.shape[0], dtype=torch.long, device=lam.device)
+        else:
+            # level -1: the screening rule; rows it does not resolve go to the family's rule
+            A, H, error = _normalize_on(screen, lam)
+            level = torch.full((lam.shape[0],), -1, dtype=torch.long, device=lam.device)
+            unresolved = ~(error <= tolerance)
+            if _any(unresolved):
+                rows = unresolved.nonzero().squeeze(-1)
+                A_f, H_f, error_f = _normalize_on(fam, lam[rows])
+                A, H, error = A.index_put((rows,), A_f), H.index_put((rows,), H_f), error.index_put((rows,), error_f)
+                level = level.index_put((rows,), torch.zeros_like(rows))
         flagged = error > tolerance  # NaN rows (non-finite parameters) are not flagged
         self._boxes = None
 
@@ -247,14 +263,23 @@ class MePoly(_NoReparameterization, ExponentialFamily):
             nodes = family.nodes_for(dtype, device)
             return torch.cat([nodes, nodes * nodes], dim=-1)
 
-        out = _expect_on(fam, lam, values(fam))
         level = self._normalized[3]
-        own = level == 0
+        # the rows' rules: the screening rule (level -1), the family's rule (level 0 on the cube),
+        # or a finer one (a box rule, or the refined family); all rows start on the rule most used
+        screened = level < 0
+        base = level == 0
         if self._boxes is not None:
-            own &= (self._boxes[1] - self._boxes[0] == 2).all(-1)  # level 0 on the cube: the family's rule
-        if lam.shape[0] and not _all(own):
-            for k in level[~own].unique().tolist():
-                rows = ((level == k) & ~own).nonzero().squeeze(-1)
+            base &= (self._boxes[1] - self._boxes[0] == 2).all(-1)
+        screen = fam.screening_family()
+        first, other, other_rows = (screen, fam, base) if screen is not None and _any(screened) else (fam, screen, screened)
+        out = _expect_on(first, lam, values(first))
+        if other is not None and _any(other_rows):
+            rows = other_rows.nonzero().squeeze(-1)
+            out = out.index_put((rows,), _expect_on(other, lam[rows], values(other)))
+        finer = ~(screened | base)
+        if lam.shape[0] and _any(finer):
+            for k in level[finer].unique().tolist():
+                rows = ((level == k) & finer).nonzero().squeeze(-1)
                 if self._boxes is not None:
                     lo, hi = self._boxes[0][rows], self._boxes[1][rows]
                     new = _expect_on_box(fam, lam[rows], lo, hi, fam.quadrature.points * 2**k, first_two)
@@ -278,14 +303,18 @@ class MePoly(_NoReparameterization, ExponentialFamily):
     @property
     def quadrature_nodes(self) -> Tensor:
         """Quadrature nodes each row's log-partition used, shape ``batch_shape``: the family's
-        rule's, or those of the finer rule a row needed (on the cube or on a box around its mass)."""
+        screening rule's or its rule's, or those of the finer rule a row needed (on the cube or on
+        a box around its mass)."""
         level = self._normalized[3]
         if self._boxes is not None:
-            nodes = (self.family.quadrature.points * 2**level) ** self.family.dim
+            nodes = (self.family.quadrature.points * 2 ** level.clamp_min(0)) ** self.family.dim
         else:
             counts = [self.family.refined_family(k).quadrature.num_nodes if k else self.family.quadrature.num_nodes
                       for k in range(int(level.max()) + 1 if level.numel() else 1)]
-            nodes = torch.tensor(counts, device=level.device)[level]
+            nodes = torch.tensor(counts, device=level.device)[level.clamp_min(0)]
+        screen = self.family.screening_family()
+        if screen is not None:
+            nodes = torch.where(level < 0, screen.quadrature.num_nodes, nodes)
         return nodes.reshape(self.batch_shape)
 
     @lazy_property

@@ -35,12 +35,14 @@ rebuild (a custom :class:`~mepoly_dist.quadrature.QuadratureRule`) is pickled as
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from . import basis as _basis
 from .node_features import DenseNodeFeatures, KroneckerNodeFeatures, NodeFeatures, kronecker_flops
-from .quadrature import RULES, QuadratureRule, make_rule
+from .quadrature import RULES, GaussLegendreRule, QuadratureRule, make_rule
 
 __all__ = ["MePolyFamily", "NODE_OPERATORS"]
 
@@ -68,6 +70,13 @@ CHUNK_ELEMENTS = 1 << 18
 #: conservative (``normalizer.asymptotic_error``), so accepted rows are usually far more accurate.
 DEFAULT_TOLERANCE = {torch.float64: 1e-6}
 DEFAULT_TOLERANCE_OTHER = 1e-3
+#: the default rule's screening rule (D <= 3): every row is first computed on Gauss-Legendre with
+#: this fraction of the default's points per axis (at least ``order + 1``), and only the rows whose
+#: error estimate exceeds the tolerance are computed again on the default rule.  A smooth row (most
+#: of a policy's rows) then costs about a third of the default rule's work (48^2 + 36^2 nodes for
+#: the error estimate against 80^2 + 60^2 in D = 2); a sharp one about 1.4x.
+SCREENING_FRACTION = 0.6
+SCREENING_MAX_DIM = 3
 #: default ``max_nodes``: the refined rules of :meth:`MePolyFamily.refined_family` stop at this many nodes
 MAX_REFINED_NODES = 1 << 17
 
@@ -192,6 +201,7 @@ class MePolyFamily(nn.Module):
         self.node_operator: NodeFeatures = self._build_operator()
         self._sampler_cache = {}
         self._refined: dict[int, "MePolyFamily | None"] = {}
+        self._screening: list = []  # [family or None] once built
 
     def _use_kronecker(self, node_operator: str) -> bool:
         axis = self.quadrature.axis_nodes
@@ -295,6 +305,21 @@ class MePolyFamily(nn.Module):
             )
         return self._refined[level]
 
+    def screening_family(self) -> "MePolyFamily | None":
+        """The coarser family rows are screened on first (:data:`SCREENING_FRACTION`), on the same
+        dtype and device; None unless this family uses the default Gauss-Legendre rule in
+        ``D <= SCREENING_MAX_DIM`` with a coarser rule that still resolves the order.  Cached."""
+        if not self._screening:
+            points = self.quadrature.points_per_axis
+            family = None
+            if self._default_rule and isinstance(self.quadrature, GaussLegendreRule) and self.dim <= SCREENING_MAX_DIM:
+                coarse = max(self.order + 1, math.ceil(SCREENING_FRACTION * points))
+                if coarse < points:
+                    family = MePolyFamily(self.dim, self.order, self.basis, GaussLegendreRule(self.dim, coarse), self.chunk_size,
+                                          self.dtype, self._node_operator_choice, self._tolerance, self.max_nodes).to(self.device)
+            self._screening.append(family)
+        return self._screening[0]
+
     def nodes_for(self, dtype=None, device=None) -> Tensor:
         """:attr:`nodes` in ``dtype`` on ``device`` (see :meth:`node_operator_for`)."""
         return self._tensor_for("nodes", dtype, device)
@@ -313,6 +338,7 @@ class MePolyFamily(nn.Module):
         self.node_operator = self._build_operator()
         self._sampler_cache = {}
         self._refined = {}
+        self._screening = []
         # the buffers now serve the new dtype/device; copies for the others stay valid
         self._served.pop((self.dtype, self.device), None)
         self._served.pop((self.exponents.dtype, self.exponents.device), None)
