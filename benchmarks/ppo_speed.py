@@ -54,7 +54,7 @@ WORKLOADS = {
                          hyperparams=dict(n_steps=32, batch_size=256, n_epochs=10, gamma=0.99, ent_coef=0.05, learning_rate=3e-4)),
 }
 POLICIES = {
-    "MePoly (default rule, gauss_legendre:80)": dict(order=14),
+    "MePoly (default rule: 48^2 screening, then 80^2)": dict(order=14),
     "MePoly (gauss_legendre:64)": dict(order=14, quadrature="gauss_legendre:64"),
     "Gaussian (SB3 MlpPolicy)": None,
 }

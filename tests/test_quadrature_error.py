@@ -191,5 +191,6 @@ def test_smooth_rows_stay_on_the_screening_rule_and_sharp_ones_leave_it(dtype):
         assert abs(dist.log_partition[b].item() - ref.A) <= max(tolerance, 1e-5 if dtype == torch.float32 else 0), b
         mean_ref = ref.moments[[list(map(tuple, fam.exponents.tolist())).index(e) for e in ((1, 0), (0, 1))]]
         np.testing.assert_allclose(dist.mean[b].double().numpy(), mean_ref, rtol=0, atol=1e-4 if dtype == torch.float32 else 1e-6)
+    assert MePoly(lam[:1].to(dtype), fam).quadrature_nodes.tolist() == [48**2]  # every row screened, no row zoomed
     assert screen is fam.screening_family()  # cached
     assert MePolyFamily(2, 14, quadrature="gauss_legendre:80").screening_family() is None  # a rule the user chose is used as is

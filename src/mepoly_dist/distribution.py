@@ -310,7 +310,7 @@ class MePoly(_NoReparameterization, ExponentialFamily):
             nodes = (self.family.quadrature.points * 2 ** level.clamp_min(0)) ** self.family.dim
         else:
             counts = [self.family.refined_family(k).quadrature.num_nodes if k else self.family.quadrature.num_nodes
-                      for k in range(int(level.max()) + 1 if level.numel() else 1)]
+                      for k in range(max(int(level.max()), 0) + 1 if level.numel() else 1)]
             nodes = torch.tensor(counts, device=level.device)[level.clamp_min(0)]
         screen = self.family.screening_family()
         if screen is not None:
