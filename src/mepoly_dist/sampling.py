@@ -294,8 +294,10 @@ class _Cells:
         self.row, self.center, self.half, self.e_c, self.grad = row, center, half, e_c, grad
         self.bound, self.spread, self.axis, self.log_mass = bound, spread, axis, log_mass
 
-    def select(self, mask: Tensor) -> "_Cells":
-        return _Cells(*(a[mask] for a in self.fields()))
+    def select(self, which: Tensor) -> "_Cells":
+        """The cells of a boolean mask or an index tensor (a mask becomes indices once, not once per field)."""
+        index = which.nonzero().squeeze(-1) if which.dtype == torch.bool else which
+        return _Cells(*(a.index_select(0, index) for a in self.fields()))
 
     def fields(self):
         return self.row, self.center, self.half, self.e_c, self.grad, self.bound, self.spread, self.axis, self.log_mass
