@@ -13,7 +13,7 @@ Workloads (same environment, steps, batch and epochs for every policy):
 * ``smooth_world``: ``mepoly/SmoothWorld-v0`` four_walls, 64 envs x 32 steps = 2048 steps per
   iteration, 10 epochs of batch 256, order 14.
 
-Policies: MePoly with the default rule of D = 2 (80 x 80 Gauss-Legendre), MePoly with
+Policies: MePoly with the default rule of D = 2 (48 x 48 Gauss-Legendre screening, then 80 x 80), MePoly with
 ``gauss_legendre:64`` (4096 nodes, the smallest Gauss-Legendre rule whose worst log-partition
 error on the paper's targets, 1.4e-5, is below the paper's 256 x 256 trapezoid grid's 1.7e-5;
 see ``normalizer.md``), and SB3's Gaussian ``MlpPolicy``.  The models are built once and then
