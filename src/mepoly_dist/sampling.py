@@ -276,7 +276,8 @@ class SamplingStats(NamedTuple):
 
     #: proposals drawn from the envelope, in all rounds
     proposals: int
-    #: samples returned (``num_samples * rows``)
+    #: samples returned (``num_samples * rows``; rows that share parameters share their draws'
+    #: proposals, so those are counted once)
     accepted: int
     #: proposals whose energy exceeded the envelope (each raised its cell's bound)
     violations: int
@@ -442,7 +443,7 @@ def sample_mepoly(
             rank = torch.empty_like(inverse)
             rank[order] = torch.arange(B, device=lam.device) - group_start[inverse[order]]
             draws = draws[:, rank, inverse]
-            return (draws, stats) if return_stats else draws
+            return (draws, stats._replace(accepted=num_samples * B)) if return_stats else draws
     cells_per_dim = sampler_cells_per_dim(dim, family.order) if cells is None else int(cells)
     lat = lattice_for(family, cells_per_dim)
     coarse = max(1, min(cells_per_dim, math.ceil(cells_per_dim * COARSE_FRACTION))) if cells is None else cells_per_dim
