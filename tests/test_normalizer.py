@@ -233,3 +233,35 @@ def test_float32_matches_float64_reference():
     torch.testing.assert_close(A.double(), A_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(H.double(), H_ref, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(expectation(lam64.float(), feats.float(), logw.float(), chunk=9).double(), mu_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_duplicate_rows_are_computed_once_with_exact_per_row_gradients(monkeypatch):
+    # a contextual bandit's batch: one parameter row repeated, plus two others.  The results and
+    # every row's own gradient (first and second order) equal those of the rows computed one by
+    # one, although the forward pass visits the nodes for 3 distinct rows only.
+    from mepoly_dist import normalizer
+
+    rule = make_rule("gauss_legendre:12", 2)
+    exps = B.exponent_set(2, 4)
+    feats = torch.from_numpy(features_ref(rule.nodes.numpy(), exps.numpy()))
+    logw = rule.log_weights
+    gen = torch.Generator().manual_seed(0)
+    base, others = torch.randn(1, feats.shape[1], generator=gen, dtype=torch.float64), torch.randn(2, feats.shape[1], generator=gen, dtype=torch.float64)
+    lam = torch.cat([base.expand(6, -1), others, base.expand(2, -1)]).requires_grad_()
+    w, v = torch.rand(10, generator=gen, dtype=torch.float64), torch.rand(10, generator=gen, dtype=torch.float64)
+    seen = []
+    online = normalizer._online_pass
+    monkeypatch.setattr(normalizer, "_online_pass", lambda rows, *a, **k: seen.append(rows.shape[0]) or online(rows, *a, **k))
+    A, H = log_partition_and_entropy(lam, feats, logw)
+    assert seen == [3]
+    (grad,) = torch.autograd.grad((w * A + v * H).sum(), lam, create_graph=True)
+    (hvp,) = torch.autograd.grad((grad * lam.detach()).sum(), lam)
+    for i in range(10):  # one row at a time: nothing to deduplicate
+        row = lam.detach()[i : i + 1].clone().requires_grad_()
+        A_i, H_i = log_partition_and_entropy(row, feats, logw)
+        torch.testing.assert_close(A[i : i + 1], A_i, rtol=0, atol=1e-12)
+        torch.testing.assert_close(H[i : i + 1], H_i, rtol=0, atol=1e-12)
+        (g_i,) = torch.autograd.grad((w[i] * A_i + v[i] * H_i).sum(), row, create_graph=True)
+        torch.testing.assert_close(grad[i : i + 1], g_i, rtol=0, atol=1e-12)
+        (h_i,) = torch.autograd.grad((g_i * row.detach()).sum(), row)
+        torch.testing.assert_close(hvp[i : i + 1], h_i, rtol=0, atol=1e-11)

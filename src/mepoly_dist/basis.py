@@ -110,11 +110,12 @@ def _gather(table: Tensor, exponents: Tensor) -> Tensor:
 def features(x: Tensor, exponents: Tensor, order: int, basis: str = "legendre") -> Tensor:
     r""":math:`\phi(x)` for points ``x`` of shape ``(..., D)``; returns ``(..., F)``.
 
-    The product runs one dimension at a time, so memory stays ``(..., F)`` rather than
-    ``(..., D, F)``."""
+    The univariate tables of all axes come from one recurrence; the product runs one dimension at
+    a time, so memory stays ``(..., F)`` rather than ``(..., D, F)``."""
+    table = univariate_table(x, order, basis)  # (..., D, n + 1): one recurrence for all axes
     out = None
     for d in range(exponents.shape[1]):
-        factor = univariate_table(x[..., d], order, basis).index_select(-1, exponents[:, d])
+        factor = table[..., d, :].index_select(-1, exponents[:, d])
         out = factor if out is None else out * factor
     return out
 

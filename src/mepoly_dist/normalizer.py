@@ -177,6 +177,31 @@ def _known_pass(lam, feats: NodeFeatures, logw, A, chunk):
 VMAP_TILE_ELEMENTS = 1 << 18
 
 
+#: rows are deduplicated only when at most this share of them is distinct
+DUPLICATE_SHARE = 0.5
+
+
+def _duplicate_rows(lam: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(distinct rows, inverse)`` of ``lam`` ``(B, F)`` when at most :data:`DUPLICATE_SHARE` of
+    its rows are distinct, else None.  A fixed projection of the rows groups them cheaply
+    (distinct projections: distinct rows); the grouping is kept when every row equals its group's
+    first row, else ``torch.unique(dim=0)`` decides."""
+    B = lam.shape[0]
+    if B < 2:
+        return None
+    probe = torch.linspace(1.0, 2.0, lam.shape[1], dtype=torch.float64, device=lam.device).sqrt()
+    keys, inverse = torch.unique(lam.double() @ probe, return_inverse=True)
+    if keys.numel() > DUPLICATE_SHARE * B:
+        return None
+    # each projection's first row; the grouping is exact when every row equals its group's first
+    first = torch.full_like(keys, B, dtype=torch.long).scatter_reduce(0, inverse, torch.arange(B, device=lam.device), reduce="amin")
+    distinct = lam.index_select(0, first)
+    if torch.equal(distinct.index_select(0, inverse), lam):
+        return distinct, inverse
+    distinct, inverse = torch.unique(lam, dim=0, return_inverse=True)  # a projection collided, or NaN rows
+    return (distinct, inverse) if distinct.shape[0] <= DUPLICATE_SHARE * B else None
+
+
 class _StreamFunction(torch.autograd.Function):
     r"""Common ground of the streaming autograd functions: ``forward(lam, feats, logw, ..., chunk)``.
 
@@ -326,11 +351,17 @@ class _LogPartitionEntropyStream(_StreamFunction):
 
     @staticmethod
     def forward(lam, feats, logw, embedded_feats, embedded_logw, exponent, chunk):
-        A, mu, H, G = _online_pass(lam, feats, logw, chunk, entropy=True)
+        # rows with identical parameters (a contextual bandit's constant observation) are
+        # computed once; every result is per row, so backward is unchanged
+        duplicates = None if getattr(feats, "per_row", False) else _duplicate_rows(lam)
+        rows = lam if duplicates is None else duplicates[0]
+        A, mu, H, G = _online_pass(rows, feats, logw, chunk, entropy=True)
         if embedded_feats is None:
             error = torch.full_like(A, torch.nan)
         else:
-            error = asymptotic_error(A - _log_partition_only(lam, embedded_feats, embedded_logw, chunk), exponent)
+            error = asymptotic_error(A - _log_partition_only(rows, embedded_feats, embedded_logw, chunk), exponent)
+        if duplicates is not None:
+            A, H, error, mu, G = (t.index_select(0, duplicates[1]) for t in (A, H, error, mu, G))
         return A, H, error, mu, G
 
     @staticmethod
