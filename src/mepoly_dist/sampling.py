@@ -52,10 +52,10 @@ proposals never reach).  ``sample_mepoly(..., return_stats=True)`` and
 :meth:`mepoly_dist.MePoly.sample_with_stats` return the per-call counts (:class:`SamplingStats`).
 
 **Cost** (one core, ``benchmarks/core_speed.py``, 1024 distinct rows): a 2-D order-14 head at the
-paper's projected targets about 60 ms (about 5x its normalizer pass), with ``lam = 3 * randn`` about
-1.3 s; order 8 25-65 ms and 0.27 s.  Eight rows with :math:`|\lambda| \sim 10^4` take about
+paper's projected targets about 50 ms (about 4.5x its normalizer pass), with ``lam = 3 * randn`` about
+0.9 s; order 8 20-50 ms and 0.18 s.  Eight rows with :math:`|\lambda| \sim 10^4` take about
 0.03 s, and 10^6 draws from one sharply peaked 2-D density about 10 s.  The first level of cells is
-a tensor grid, so the cost grows with D: a 4-D order-4 head about 4 s per 1024 rows, a 5-D order-3
+a tensor grid, so the cost grows with D: a 4-D order-4 head about 2.6 s per 1024 rows, a 5-D order-3
 head about 2 s per 64 rows, 6-D order 3 and 8-D order 2 about 25-40 s per 64 rows (memory stays
 bounded).  For D >= 6 policies, products of low-dimensional MePoly blocks sample far more cheaply.
 """
