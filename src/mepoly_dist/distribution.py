@@ -35,7 +35,6 @@ Corners, as for torch's own distributions:
 from __future__ import annotations
 
 import math
-
 import warnings
 
 import torch
