@@ -219,22 +219,28 @@ class MePoly(_NoReparameterization, ExponentialFamily):
             lo, hi = torch.where(better[:, None], lo, -1.0), torch.where(better[:, None], hi, 1.0)
             self._boxes = (-cube).index_put((rows,), lo), cube.index_put((rows,), hi)
         k = 1
+        self._box_points = [fam.quadrature.points] if zoom else None  # points per axis at each level
         while _any(flagged):
             rows = flagged.nonzero().squeeze(-1)
             if zoom:
-                points = fam.quadrature.points * 2**k
-                if points**fam.dim > fam.max_nodes:
+                # twice the points per axis, or at the end the most that fit in max_nodes
+                previous = self._box_points[-1]
+                points = min(2 * previous, _most_points(fam.dim, fam.max_nodes))
+                if points <= previous:
                     break
                 A_r, H_r, error_r = _normalize_on_box(fam, lam[rows], self._boxes[0][rows], self._boxes[1][rows], points)
+                exponent = points / previous  # Gauss-Legendre: the error falls like rho^(-2 points)
+                self._box_points.append(points)
             else:
                 refined = fam.refined_family(k)
                 if refined is None:
                     break
                 A_r, H_r, error_r = _normalize_on(refined, lam[rows])
-            # twice the points per axis: once both converge geometrically, the error is about the
-            # coarser one's to the power refined_exponent, which their gap measures
+                exponent = fam.quadrature.refined_exponent
+            # a finer rule: once both converge geometrically, the error is about the coarser one's
+            # to the power `exponent`, which their gap measures
             gap = A_r.detach() - A.detach()[rows]
-            adopt(rows, A_r, H_r, torch.minimum(error_r, asymptotic_error(gap, fam.quadrature.refined_exponent)), k)
+            adopt(rows, A_r, H_r, torch.minimum(error_r, asymptotic_error(gap, exponent)), k)
             k += 1
         if _any(flagged):
             count, worst = int(flagged.sum()), float(error[flagged].max())
@@ -281,7 +287,7 @@ class MePoly(_NoReparameterization, ExponentialFamily):
                 rows = ((level == k) & finer).nonzero().squeeze(-1)
                 if self._boxes is not None:
                     lo, hi = self._boxes[0][rows], self._boxes[1][rows]
-                    new = _expect_on_box(fam, lam[rows], lo, hi, fam.quadrature.points * 2**k, first_two)
+                    new = _expect_on_box(fam, lam[rows], lo, hi, self._box_points[k], first_two)
                 else:
                     refined = fam.refined_family(k)
                     new = _expect_on(refined, lam[rows], values(refined))
@@ -306,7 +312,8 @@ class MePoly(_NoReparameterization, ExponentialFamily):
         a box around its mass)."""
         level = self._normalized[3]
         if self._boxes is not None:
-            nodes = (self.family.quadrature.points * 2 ** level.clamp_min(0)) ** self.family.dim
+            per_level = torch.tensor(self._box_points, device=level.device) ** self.family.dim
+            nodes = per_level[level.clamp_min(0)]
         else:
             counts = [self.family.refined_family(k).quadrature.num_nodes if k else self.family.quadrature.num_nodes
                       for k in range(max(int(level.max()), 0) + 1 if level.numel() else 1)]
@@ -422,6 +429,14 @@ def _normalize_on(family: MePolyFamily, lam: Tensor):
         lam, family.node_operator_for(dtype, device), family.log_weights_for(dtype, device), chunk, rows,
         embedded=family.embedded_for(dtype, device), with_error=True,
     )
+
+
+def _most_points(dim: int, max_nodes: int) -> int:
+    """The most points per axis of a tensor rule with at most ``max_nodes`` nodes."""
+    points = int(round(max_nodes ** (1.0 / dim)))
+    while points**dim > max_nodes:
+        points -= 1
+    return max(points, 1)
 
 
 def _zoomable(family: MePolyFamily) -> bool:
