@@ -181,9 +181,9 @@ VMAP_TILE_ELEMENTS = 1 << 18
 DUPLICATE_SHARE = 0.5
 
 
-def _duplicate_rows(lam: Tensor) -> tuple[Tensor, Tensor] | None:
-    """``(distinct rows, inverse)`` of ``lam`` ``(B, F)`` when at most :data:`DUPLICATE_SHARE` of
-    its rows are distinct, else None.  A fixed projection of the rows groups them cheaply
+def duplicate_rows(lam: Tensor, share: float = DUPLICATE_SHARE) -> tuple[Tensor, Tensor] | None:
+    """``(distinct rows, inverse)`` of ``lam`` ``(B, F)`` when at most ``share`` of its rows are
+    distinct, else None (also used by the sampler, which shares envelopes between equal rows).  A fixed projection of the rows groups them cheaply
     (distinct projections: distinct rows); the grouping is kept when every row equals its group's
     first row, else ``torch.unique(dim=0)`` decides."""
     B = lam.shape[0]
@@ -191,7 +191,7 @@ def _duplicate_rows(lam: Tensor) -> tuple[Tensor, Tensor] | None:
         return None
     probe = torch.linspace(1.0, 2.0, lam.shape[1], dtype=torch.float64, device=lam.device).sqrt()
     keys, inverse = torch.unique(lam.double() @ probe, return_inverse=True)
-    if keys.numel() > DUPLICATE_SHARE * B:
+    if keys.numel() > share * B:
         return None
     # each projection's first row; the grouping is exact when every row equals its group's first
     first = torch.full_like(keys, B, dtype=torch.long).scatter_reduce(0, inverse, torch.arange(B, device=lam.device), reduce="amin")
@@ -199,7 +199,7 @@ def _duplicate_rows(lam: Tensor) -> tuple[Tensor, Tensor] | None:
     if torch.equal(distinct.index_select(0, inverse), lam):
         return distinct, inverse
     distinct, inverse = torch.unique(lam, dim=0, return_inverse=True)  # a projection collided, or NaN rows
-    return (distinct, inverse) if distinct.shape[0] <= DUPLICATE_SHARE * B else None
+    return (distinct, inverse) if distinct.shape[0] <= share * B else None
 
 
 class _StreamFunction(torch.autograd.Function):
@@ -353,7 +353,7 @@ class _LogPartitionEntropyStream(_StreamFunction):
     def forward(lam, feats, logw, embedded_feats, embedded_logw, exponent, chunk):
         # rows with identical parameters (a contextual bandit's constant observation) are
         # computed once; every result is per row, so backward is unchanged
-        duplicates = None if getattr(feats, "per_row", False) else _duplicate_rows(lam)
+        duplicates = None if getattr(feats, "per_row", False) else duplicate_rows(lam)
         rows = lam if duplicates is None else duplicates[0]
         A, mu, H, G = _online_pass(rows, feats, logw, chunk, entropy=True)
         if embedded_feats is None:

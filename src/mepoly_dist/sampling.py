@@ -70,6 +70,7 @@ from torch import Tensor
 
 from . import basis as _basis
 from .node_features import KroneckerNodeFeatures, tensor_grid_energies
+from .normalizer import duplicate_rows
 
 __all__ = ["default_cells_per_dim", "sampler_cells_per_dim", "lattice_for", "sample_mepoly", "SamplingStats"]
 
@@ -429,10 +430,12 @@ def sample_mepoly(
     out = torch.empty(num_samples, B, dim, dtype=lam.dtype, device=lam.device)
     if num_samples == 0 or B == 0:
         return (out, SamplingStats(0, 0, 0, 0, 0)) if return_stats else out
-    if B > 1:
-        unique, inverse, counts = torch.unique(lam, dim=0, return_inverse=True, return_counts=True)
+    grouped = duplicate_rows(lam, share=1.0)
+    if grouped is not None and grouped[0].shape[0] < B:
+        unique, inverse = grouped
+        counts = torch.bincount(inverse, minlength=unique.shape[0])
         repeats = int(counts.max())
-        if unique.shape[0] < B and unique.shape[0] * repeats <= 2 * B:
+        if unique.shape[0] * repeats <= 2 * B:
             kwargs = dict(cells=cells, safety=safety, max_spread=max_spread, max_depth=max_depth, max_cells=max_cells,
                           max_rounds=max_rounds, block=block, batch_block=batch_block, generator=generator)
             draws, stats = sample_mepoly(unique, family, num_samples * repeats, return_stats=True, **kwargs)
