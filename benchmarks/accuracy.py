@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 from _common import markdown_table, results_header  # noqa: E402
-from _reference import adaptive_reference  # noqa: E402
+from mepoly_dist.testing import adaptive_reference  # noqa: E402
 
 from mepoly_dist import MePoly, MePolyFamily  # noqa: E402
 

@@ -7,18 +7,18 @@ Usage (from the repository root)::
                                 [--seeds 0 1 2] [--workers 2] [--backend local|ray [--address ADDR]]
                                 [--reuse] [--quick] [--out benchmarks/results]
 
-Every (target, method, seed) is one ``mepoly train`` run (:func:`mepoly_dist.train.train`, the
+Every (target, method, seed) is one ``mepoly train`` run (:func:`mepoly_dist.zoo.train.train`, the
 presets of ``presets/ppo.yml``: 100 PPO iterations of 1024 one-step episodes, 10 epochs x 6
 minibatches, entropy coefficient alpha = 0.2, i.e. the paper code's budget of 102,400 samples),
 run in ``--workers`` parallel processes with one torch thread each, in
-``runs/bench-bandit/{target}__{method}__{seed}``.  Metrics (:mod:`mepoly_dist.evaluation`):
+``runs/bench-bandit/{target}__{method}__{seed}``.  Metrics (:mod:`mepoly_dist.zoo.metrics`):
 TV between the policy's action histogram (32 x 32 cells, 10^5 samples) and the Boltzmann target
 ``exp(r / alpha)``, coverage of the target points (4096 samples, radius 0.05), mean reward,
 environment samples and wall-clock per run.
 
 Methods: ``mepoly``, ``gaussian`` (SB3's), and the paper's baselines ``gmm`` (PPO with a K = 4
 tanh-squashed Gaussian mixture, Monte-Carlo entropy) and ``fpo`` (flow policy optimization), see
-:mod:`mepoly_dist.baselines`; all with the same budget and network (presets).  ``--reuse`` skips
+:mod:`mepoly_dist.zoo.baselines`; all with the same budget and network (presets).  ``--reuse`` skips
 runs whose directory already holds ``metrics.json`` (a rerun only trains what is missing);
 ``--backend ray`` runs the same sweep as Ray Tune trials (``--address`` for a cluster).
 
@@ -82,7 +82,7 @@ def figure(path: Path, runs_dir: Path, targets, methods) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mepoly_dist.targets import boltzmann_log_density, target_points
+    from mepoly_dist.zoo.targets import boltzmann_log_density, target_points
 
     fig, axes = plt.subplots(len(targets), len(methods) + 1, figsize=(3.2 * (len(methods) + 1), 3.2 * len(targets)), squeeze=False)
     line = np.linspace(-1, 1, 200)

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table, results_header  # noqa: E402
 
 from mepoly_dist import MePoly, MePolyFamily, QuadratureWarning  # noqa: E402
-from mepoly_dist.targets import boltzmann_log_density, project_energy, target_points  # noqa: E402
+from mepoly_dist.fit import project_energy  # noqa: E402
+from mepoly_dist.zoo.targets import boltzmann_log_density, target_points  # noqa: E402
 
 
 def workloads(rows: int, seed: int, device: str):

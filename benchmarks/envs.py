@@ -11,7 +11,7 @@ For Smooth World (``four_walls``, the default layout) and the bandit (lemniscate
 with uniformly random actions in the action box (drawn before the clock starts, from
 ``--seed``):
 
-* the batched VecEnv (``mepoly_dist.envs.make_vec_env(..., vectorized=True)``, wrapped in
+* the batched VecEnv (``mepoly_dist.zoo.envs.make_vec_env(..., vectorized=True)``, wrapped in
   SB3's ``VecMonitor``) with 64 and 256 environments;
 * the same with 256 environments without ``VecMonitor`` (the VecEnv alone);
 * SB3's ``DummyVecEnv`` of 64 single gymnasium environments
@@ -46,7 +46,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table, results_header  # noqa: E402
 
-from mepoly_dist.envs import BANDIT_ID, SMOOTH_WORLD_ID, make_vec_env  # noqa: E402
+from mepoly_dist.zoo.envs import BANDIT_ID, SMOOTH_WORLD_ID, make_vec_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVS = [(SMOOTH_WORLD_ID, {"layout": "four_walls"}), (BANDIT_ID, {"target": "lemniscate"})]

@@ -55,7 +55,7 @@ def checkpoint_curve(run_dir: Path, task: str, episodes: int) -> list[tuple[int,
     cached in ``checkpoint_eval.csv`` (mean return NaN in caches written before it was recorded)."""
     import torch
 
-    from mepoly_dist.train import load_model
+    from mepoly_dist.zoo.train import load_model
     from mepoly_maniskill.evaluation import evaluate_success
 
     torch.set_num_threads(1)

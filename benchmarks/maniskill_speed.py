@@ -50,7 +50,7 @@ def main(argv=None):
 
     from mepoly_maniskill.evaluation import evaluate_success
 
-    from mepoly_dist.train import build_model, make_env, resolve_config
+    from mepoly_dist.zoo.train import build_model, make_env, resolve_config
 
     configs = {method: resolve_config(f"maniskill/{args.task}", method, seed=args.seed) for method in METHODS}
     envs = {method: make_env(config, args.seed) for method, config in configs.items()}

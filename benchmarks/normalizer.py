@@ -70,7 +70,8 @@ from scipy.special import logsumexp as np_logsumexp  # noqa: E402
 from mepoly_dist import MePoly, MePolyFamily, basis  # noqa: E402
 from mepoly_dist.normalizer import log_partition_and_entropy  # noqa: E402
 from mepoly_dist.quadrature import default_rule  # noqa: E402
-from mepoly_dist.targets import boltzmann_log_density, project_energy, target_points  # noqa: E402
+from mepoly_dist.fit import project_energy  # noqa: E402
+from mepoly_dist.zoo.targets import boltzmann_log_density, target_points  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 1e-6  # the accuracy target of section 1

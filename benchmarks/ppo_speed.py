@@ -85,7 +85,7 @@ class _Timed:
 def build(workload: dict, policy_kwargs, seed: int, device: str = "cpu"):
     from stable_baselines3 import PPO
 
-    from mepoly_dist.envs import make_vec_env
+    from mepoly_dist.zoo.envs import make_vec_env
     from mepoly_dist.sb3 import MePolyActorCriticPolicy
 
     env = make_vec_env(workload["env_id"], n_envs=workload["n_envs"], seed=seed, **workload["env_kwargs"])

@@ -9,7 +9,7 @@ Usage (from the repository root)::
                                      [--backend local|ray [--address ADDR]] [--reuse] [--report-only]
                                      [--late K]
 
-Methods: ``mepoly``, ``gaussian``, ``gmm``, ``fpo`` (:mod:`mepoly_dist.baselines`), with the presets.
+Methods: ``mepoly``, ``gaussian``, ``gmm``, ``fpo`` (:mod:`mepoly_dist.zoo.baselines`), with the presets.
 
 Every (layout, method, seed) is one ``mepoly train`` run with the presets of ``presets/ppo.yml``
 (PPO, 64 batched envs x 32 steps per iteration), in ``runs/bench-smoothworld/...``.  The final
@@ -82,8 +82,8 @@ def late_goal_entropy(run_dir: Path, layout: str, last: int, episodes: int = 100
     steadier measure of how many goals the training keeps."""
     import torch
 
-    from mepoly_dist.evaluation import evaluate_smooth_world_policy
-    from mepoly_dist.train import load_model
+    from mepoly_dist.zoo.rollouts import evaluate_smooth_world_policy
+    from mepoly_dist.zoo.train import load_model
 
     torch.set_num_threads(1)
     checkpoints = sorted((run_dir / "checkpoints").glob("model_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1]))[-last:]
@@ -259,9 +259,9 @@ def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: fl
 
 def draw_fans(ax, policy, layout: str) -> None:
     """Trajectory fans: 30 episodes re-rolled from each of the layout's fixed starts."""
-    from mepoly_dist.envs.layouts import LAYOUTS
-    from mepoly_dist.evaluation import rollout_from_start
-    from mepoly_dist.plotting import draw_trajectories
+    from mepoly_dist.zoo.envs.layouts import LAYOUTS
+    from mepoly_dist.zoo.rollouts import rollout_from_start
+    from mepoly_dist.zoo.plotting import draw_trajectories
 
     for start in LAYOUTS[layout].eval_starts:
         paths, _ = rollout_from_start(policy, layout, start, episodes=30)
@@ -271,9 +271,9 @@ def draw_fans(ax, policy, layout: str) -> None:
 def draw_drift(ax, policy, layout: str) -> str:
     """The drift field :math:`E[clip(a)]` at every free cell (64 actions each), with the fixed
     starts; returns its mean length over the free cells for the panel's title."""
-    from mepoly_dist.envs.layouts import LAYOUTS
-    from mepoly_dist.evaluation import smooth_world_drift
-    from mepoly_dist.plotting import draw_drift_field
+    from mepoly_dist.zoo.envs.layouts import LAYOUTS
+    from mepoly_dist.zoo.rollouts import smooth_world_drift
+    from mepoly_dist.zoo.plotting import draw_drift_field
 
     field = smooth_world_drift(policy, layout)
     draw_drift_field(ax, field)
@@ -296,9 +296,9 @@ def figure(path: Path, runs_dir: Path, layouts, methods, seeds=(0,), draw=draw_f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mepoly_dist.envs.layouts import LAYOUTS
-    from mepoly_dist.envs.smooth_world import draw_layout
-    from mepoly_dist.train import load_model
+    from mepoly_dist.zoo.envs.layouts import LAYOUTS
+    from mepoly_dist.zoo.plotting import draw_layout
+    from mepoly_dist.zoo.train import load_model
 
     fig, axes = plt.subplots(len(layouts), len(methods), figsize=(4 * len(methods), 4 * len(layouts)), squeeze=False)
     shown = []

@@ -9,7 +9,7 @@ The goal entropy of three_goals is read from one start, (12.5, 9.5), which lies 
 between the two lower goals.  Whether a policy keeps both of them from there depends on where
 its left/right decision boundary lies along the row ``y = 9.5``, and how wide it is.  This
 script runs ``--episodes`` stochastic episodes (seed 0) from each start ``x`` in
-``[x0, x1]`` (step ``dx``) on that row, with :func:`mepoly_dist.evaluation.rollout_from_start`,
+``[x0, x1]`` (step ``dx``) on that row, with :func:`mepoly_dist.zoo.rollouts.rollout_from_start`,
 and reports, for each run's final model:
 
 * the **split point**: the ``x`` where the share of goal ``a`` among the episodes ending in goal
@@ -35,8 +35,8 @@ from _common import markdown_table, results_header  # noqa: E402
 
 def split_counts(policy, layout: str, xs, y: float, episodes: int = 40, seed: int = 0) -> np.ndarray:
     """``(len(xs), num_goals + 1)`` counts: column 0 the episodes that reached no goal, column ``g + 1`` goal ``g``."""
-    from mepoly_dist.envs.layouts import get_layout
-    from mepoly_dist.evaluation import rollout_from_start
+    from mepoly_dist.zoo.envs.layouts import get_layout
+    from mepoly_dist.zoo.rollouts import rollout_from_start
 
     num_goals = get_layout(layout).num_goals
     rows = []
@@ -88,8 +88,8 @@ def main(argv=None) -> None:
 
     import torch
 
-    from mepoly_dist.envs.layouts import get_layout
-    from mepoly_dist.train import load_model
+    from mepoly_dist.zoo.envs.layouts import get_layout
+    from mepoly_dist.zoo.train import load_model
 
     torch.set_num_threads(1)
     xs = np.round(np.arange(args.x0, args.x1 + args.dx / 2, args.dx), 6)

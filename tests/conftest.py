@@ -40,3 +40,11 @@ def pytest_configure(config):
 def _seed_torch():
     torch.manual_seed(1234)
     yield
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request) -> torch.device:
+    """CPU, and CUDA where this machine has it (the GPU check runs the device tests there)."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    return torch.device(request.param)

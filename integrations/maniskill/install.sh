@@ -10,7 +10,7 @@
 #    added only when no apt source names it yet, and apt runs only when the installed
 #    mesa-vulkan-drivers is missing or older than MIN_MESA_VERSION. Other systems are left
 #    alone (install a Vulkan driver for your GPU, or a Mesa >= 23 lavapipe, yourself).
-# 2. pip installs mepoly-dist from this checkout with the [maniskill] extra into VENV_DIR
+# 2. pip installs mepoly-dist and the mepoly-maniskill integration from this checkout into VENV_DIR
 #    (created when missing; default: the Python found as python3), editable. torch is pinned
 #    to TORCH_SPEC (default torch==2.13.0, the CPU build on this project's machines): an
 #    unpinned torch pulls a multi-GB CUDA build.
@@ -83,8 +83,8 @@ venv_python() {
 }
 
 install_python_packages() {
-    say "pip install $torch_spec -e $repo_root[maniskill] into $("$python" -c 'import sys; print(sys.prefix)')"
-    "$python" -m pip install -q "$torch_spec" -e "$repo_root[maniskill]"
+    say "pip install $torch_spec -e $repo_root -e $repo_root/integrations/maniskill into $("$python" -c 'import sys; print(sys.prefix)')"
+    "$python" -m pip install -q "$torch_spec" -e "$repo_root" -e "$repo_root/integrations/maniskill"
 }
 
 if [ "${SKIP_APT:-0}" != 1 ]; then install_vulkan_driver; fi

@@ -1,4 +1,5 @@
-r"""Maximum-entropy fit of MePoly to a target density (paper Theorem 3.4, Definition 3.1).
+r"""Fitting MePoly to a target density: the maximum-entropy moment fit (paper Theorem 3.4,
+Definition 3.1) and the L2 projection of an energy onto the polynomial span.
 
 Among all densities on the cube whose moments :math:`\mathbb{E}[\phi]` equal the target's
 moments :math:`m`, the one of maximum entropy is :math:`p_{\lambda^*}` with
@@ -15,13 +16,15 @@ streaming normalizer, so this is also a small end-to-end exercise of its gradien
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from numpy.polynomial import legendre
 from torch import Tensor
 
 from .distribution import MePoly
 from .normalizer import expectation
 
-__all__ = ["target_moments", "fit_max_entropy"]
+__all__ = ["target_moments", "fit_max_entropy", "project_energy"]
 
 
 def target_moments(log_density, family) -> Tensor:
@@ -46,3 +49,22 @@ def fit_max_entropy(moments: Tensor, family, max_iter: int = 500, tolerance: flo
 
     optimizer.step(closure)
     return lam.detach()
+
+
+def project_energy(log_density, family, points_per_dim: int = 256) -> torch.Tensor:
+    r"""L2 projection of an energy :math:`f(x)` onto the family's polynomial span.
+
+    Solves the least-squares problem :math:`\min_\lambda \int (f - \lambda^\top\phi)^2 dx`
+    with a float64 tensor Gauss-Legendre rule (``points_per_dim`` per axis); for the
+    Legendre basis the normal equations are diagonal up to quadrature error.  Returns
+    float64 natural parameters of shape ``(family.num_params,)``.
+    """
+    x1, w1 = legendre.leggauss(points_per_dim)
+    grids = np.meshgrid(*([x1] * family.dim), indexing="ij")
+    nodes = np.stack([g.reshape(-1) for g in grids], axis=-1)
+    weights = np.prod(np.stack(np.meshgrid(*([w1] * family.dim), indexing="ij"), -1).reshape(-1, family.dim), -1)
+    f = np.asarray(log_density(nodes), dtype=np.float64)
+    phi = family.features(torch.from_numpy(nodes).to(family.dtype)).double().numpy()
+    sqrt_w = np.sqrt(weights)[:, None]
+    coef, *_ = np.linalg.lstsq(phi * sqrt_w, f * sqrt_w[:, 0], rcond=None)
+    return torch.from_numpy(coef)

@@ -19,7 +19,7 @@ Rules:
 * :class:`GaussLegendreRule` -- tensor-product Gauss-Legendre (``numpy.polynomial.legendre.leggauss``).
 * :class:`CompositeGaussLegendreRule` -- Gauss-Legendre on equal panels, robust for sharp peaks.
 * :class:`SobolRule` -- scrambled Sobol' points (randomized quasi-Monte Carlo from
-  ``scipy.stats.qmc``), whose cost does not grow exponentially with D; the rule for D = 4..8.
+  ``torch.quasirandom.SobolEngine``), whose cost does not grow exponentially with D; the rule for D = 4..8.
 
 The three tensor-product rules also keep their 1-D nodes in ``axis_nodes`` (``None`` for
 other rules): their ``nodes`` are all tuples ``(t[i_1], ..., t[i_D])`` in row-major order
@@ -51,7 +51,6 @@ import math
 import numpy as np
 import torch
 from numpy.polynomial import legendre
-from scipy.stats import qmc
 from torch import Tensor
 
 __all__ = [
@@ -76,7 +75,7 @@ class QuadratureWarning(RuntimeWarning):
 class QuadratureRule:
     """A positive-weight quadrature rule on ``[-1, 1]^dim``.
 
-    Subclasses compute float64 ``nodes`` and ``weights`` with numpy/scipy and pass them to
+    Subclasses compute float64 ``nodes`` and ``weights`` with numpy and pass them to
     this constructor; the weights are renormalized to sum to ``2**dim``.
     """
 
@@ -248,7 +247,7 @@ class CompositeGaussLegendreRule(QuadratureRule):
 
 class SobolRule(QuadratureRule):
     """Randomized quasi-Monte Carlo: ``num_nodes`` scrambled Sobol' points
-    (``scipy.stats.qmc.Sobol``, a power of two) with equal weights ``2**D / N``.
+    (``torch.quasirandom.SobolEngine``, Owen-scrambled; a power of two) with equal weights ``2**D / N``.
 
     The scrambling is drawn once from ``seed``, so the rule is a fixed, reproducible
     node set; its error decays close to ``1/N`` for smooth integrands in any dimension,
@@ -263,7 +262,8 @@ class SobolRule(QuadratureRule):
         if 2**m != num_nodes:
             raise ValueError(f"a Sobol' rule needs a power-of-two number of nodes, got {num_nodes}")
         self.seed = int(seed)
-        unit = qmc.Sobol(d=_positive_int(dim, "dim"), scramble=True, seed=self.seed).random_base2(m)
+        engine = torch.quasirandom.SobolEngine(_positive_int(dim, "dim"), scramble=True, seed=self.seed)
+        unit = engine.draw_base2(m, dtype=torch.float64).numpy()
         super().__init__(2.0 * unit - 1.0, np.full(num_nodes, 1.0))
 
     @property

@@ -1,6 +1,7 @@
 """mepoly_il: latent-VAE imitation learning with a MePoly prior on ManiSkill 3 (paper section 4.2, appendix A).
 
-Installed with ``pip install "mepoly-dist[il]"``; the core package :mod:`mepoly_dist` never imports it.
+Its own distribution, ``mepoly-il`` (``pip install -e integrations/il``, which pulls
+``mepoly-maniskill``) with the ``mepoly-il`` command; the core package :mod:`mepoly_dist` never imports it.
 Modules, one job each:
 
 * :mod:`.data` -- (observation history, action chunk) pairs and the normalization saved with a model;
@@ -15,3 +16,4 @@ ManiSkill and diffusers are imported by the modules that need them, when they ru
 """
 
 __all__: list[str] = []
+__version__ = "0.1.0"

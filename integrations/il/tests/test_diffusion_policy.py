@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("diffusers", reason="diffusers is not installed (pip install 'mepoly-dist[il]')")
+pytest.importorskip("diffusers", reason="diffusers is not installed (pip install -e integrations/il)")
 
 from mepoly_il.diffusion_policy import DiffusionPolicy, unet_dims_matching  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from synthetic_demos import write_trajectory_file
 
-pytest.importorskip("diffusers", reason="diffusers is not installed (pip install 'mepoly-dist[il]')")
+pytest.importorskip("diffusers", reason="diffusers is not installed (pip install -e integrations/il)")
 
 from mepoly_il.cli import eval_command, main, train_command  # noqa: E402
 from mepoly_il.train import execution_horizon, load_policy, load_preset  # noqa: E402
@@ -33,7 +33,7 @@ def demos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def maniskill():
     """Skips (with the reason) where ManiSkill or a Vulkan device for it is missing."""
-    pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install 'mepoly-dist[il]')")
+    pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install -e integrations/il)")
     from mepoly_maniskill.install_check import find_installation_problem
 
     problem = find_installation_problem()

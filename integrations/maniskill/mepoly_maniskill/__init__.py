@@ -1,6 +1,7 @@
 """mepoly_maniskill: ManiSkill 3 integration of mepoly-dist (SB3 VecEnvs, demonstrations, dataset, evaluation).
 
-Installed with ``pip install "mepoly-dist[maniskill]"``; the core package :mod:`mepoly_dist` never
+Its own distribution, ``mepoly-maniskill`` (``pip install -e integrations/maniskill``), which
+declares the ``maniskill/<TaskId>`` environments of ``mepoly train`` (:mod:`.tasks`); the core package :mod:`mepoly_dist` never
 imports ManiSkill, and neither does importing this package: ManiSkill is imported by the modules
 that need it (:mod:`.vec_env`, :mod:`.evaluation`, :mod:`.install_check`, :mod:`.demos`,
 :mod:`.pusht_expert`) when they run.
@@ -9,6 +10,7 @@ that need it (:mod:`.vec_env`, :mod:`.evaluation`, :mod:`.install_check`, :mod:`
 """
 
 __all__ = ["make_vec_env"]
+__version__ = "0.1.0"
 
 
 def __getattr__(name):

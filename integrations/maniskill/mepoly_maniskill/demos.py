@@ -21,7 +21,7 @@ Files follow ManiSkill's layout and naming, so its tools (``replay_trajectory``,
     DIR/ENV_ID/motionplanning/trajectory.state.pd_ee_delta_pos.physx_cpu.{h5,json}  converted
     DIR/PushT-v1/scripted/trajectory.state.pd_ee_delta_pos.physx_cpu.{h5,json}
 
-The motion planner (mplib 0.1.1) segfaults under numpy 2: the ``[maniskill]`` extra pins
+The motion planner (mplib 0.1.1) segfaults under numpy 2: the ``mepoly-maniskill`` distribution pins
 ``numpy<2``.
 """
 

@@ -39,7 +39,7 @@ BACKPORTS_INSTALL_COMMAND = (
     "sudo apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1"
     "   (or run integrations/maniskill/install.sh)"
 )
-PIP_INSTALL_COMMAND = 'pip install torch==2.13.0 "mepoly-dist[maniskill]"'
+PIP_INSTALL_COMMAND = 'pip install torch==2.13.0 -e . -e integrations/maniskill'
 
 _ICD_DIRECTORIES = ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d")
 _VULKAN_ERROR_MARKERS = ("ErrorIncompatibleDriver", "rendering device", "vk::", "vulkan", "Vulkan")

@@ -4,7 +4,7 @@ Skipped, with the reason, where mani_skill is not importable or no usable Vulkan
 found (see :func:`mepoly_maniskill.install_check.find_installation_problem`). The demos are
 planned in a subprocess through the command line: under numpy 2 ManiSkill's motion planner
 (mplib 0.1.1) segfaults, which then fails the test with that diagnosis instead of killing pytest,
-so these tests prove the ``numpy<2`` pin of the ``[maniskill]`` extra.
+so these tests prove the ``numpy<2`` pin of the ``mepoly-maniskill`` distribution.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install 'mepoly-dist[maniskill]')")
+pytest.importorskip("mani_skill", reason="mani_skill is not installed (pip install -e integrations/maniskill)")
 
 from mepoly_maniskill.dataset import TrainingPairs, load_demonstrations  # noqa: E402
 from mepoly_maniskill.install_check import check_installation, find_installation_problem  # noqa: E402

@@ -7,8 +7,6 @@
 
 from .callbacks import MePolyDiagnostics
 from .distributions import MePolyDistribution, MePolyHead
-from .entropy_target import EntropyTarget
-from .maxent import MaxEntPPO
 from .policies import MePolyActorCriticPolicy, apply_orthogonal_init, check_action_space
 
 __all__ = [
@@ -16,8 +14,6 @@ __all__ = [
     "MePolyDistribution",
     "MePolyHead",
     "MePolyDiagnostics",
-    "EntropyTarget",
-    "MaxEntPPO",
     "apply_orthogonal_init",
     "check_action_space",
     "MePolyRecurrentActorCriticPolicy",

@@ -1,0 +1,249 @@
+r"""PPO-GMM: a K-component Gaussian-mixture action head for SB3's actor-critic policies.
+
+The paper's second RL baseline (section 5, "Baselines"): ``PPO(GMMActorCriticPolicy, env)``.
+
+**Density.**  The network predicts, per state, mixture logits :math:`\ell_k`, means
+:math:`\mu_k \in \mathbb{R}^D` and log standard deviations :math:`\log\sigma_k` of K diagonal
+Gaussians on an unbounded pre-action :math:`u`; the action is squashed into the cube,
+:math:`a = \tanh(u) \in (-1, 1)^D`, as in SB3's ``SquashedDiagGaussianDistribution`` (SAC).
+The density of :math:`a` is exact by the change of variables :math:`u = \operatorname{atanh}(a)`:
+
+.. math::
+
+    \log \pi(a) = \operatorname{logsumexp}_k \Big[\log w_k + \sum_{d} \log
+    \mathcal{N}(u_d; \mu_{kd}, \sigma_{kd}^2)\Big] - \sum_d \log(1 - a_d^2),
+    \qquad w = \operatorname{softmax}(\ell),
+
+with :math:`\log(1 - \tanh^2 u) = 2(\log 2 - u - \operatorname{softplus}(-2u))` evaluated in
+:math:`u` for stability.  Nothing is clipped: the policy reports ``squash_output = True``, so
+SB3 stores the actions in :math:`(-1, 1)^D` and maps them affinely to the environment's bounds
+(``unscale_action``), exactly as for MePoly.  One numerical guard: a float32 ``tanh`` rounds to
+:math:`\pm 1` for :math:`|u| \gtrsim 9`, where ``atanh`` is infinite, so ``log_prob`` evaluates
+actions within ``1e-6`` of a face at distance ``1e-6`` (``atanh`` = 7.25); the density there is
+then that of the nearest representable point.
+
+**Entropy.**  A Gaussian mixture has no closed-form entropy, and MePoly's advantage here is
+exactly that its entropy is exact.  :meth:`GMMDistribution.entropy` is a *Monte-Carlo
+estimate*, stratified over the components and reparameterized so that its gradient reaches
+the weights, means and scales:
+
+.. math::
+
+    H(\pi) = -\sum_k w_k\, \mathbb{E}_{\epsilon \sim \mathcal{N}(0, I)}
+    \Big[\log \pi\big(\tanh(\mu_k + \sigma_k \odot \epsilon)\big)\Big]
+    \approx -\sum_k w_k \frac{1}{M} \sum_{m=1}^{M} \log \pi\big(\tanh(\mu_k + \sigma_k \odot \epsilon_m)\big),
+
+an unbiased estimate of :math:`H` (and of its gradient) with ``entropy_samples = M`` draws per
+component (default 16), so it is noisy, unlike MePoly's exact entropy.  PPO's entropy bonus (eq. 12) uses it like an exact entropy.
+
+**Initialisation.**  SB3's orthogonal init (gain 0.01) makes the head's outputs nearly
+state-independent at the start; the mean biases are then spread uniformly in
+:math:`[-1, 1]^D` (u-space, from torch's RNG, so seeded runs repeat) so that the K components
+start apart, and the log-std biases are 0 (:math:`\sigma = 1`, which ``tanh`` spreads over the
+whole cube).  Log standard deviations are clamped to :math:`[-5, 2]` as in SB3's SAC.
+
+References: Ren et al., "Probabilistic mixture-of-experts for efficient deep reinforcement
+learning" (2021), the paper's PPO-GMM baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import Schedule
+from torch import Tensor, nn
+
+from ...sb3.policies import _GAUSSIAN_ONLY, apply_orthogonal_init, check_action_space
+
+__all__ = ["GMMDistribution", "GMMHead", "GMMActorCriticPolicy", "LOG_STD_MIN", "LOG_STD_MAX", "ACTION_EPS"]
+
+#: clamp of the components' log standard deviations (SB3's SAC uses the same bounds up to -20)
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+#: actions are evaluated at most this close to a face of the cube (float32 ``atanh`` guard)
+ACTION_EPS = 1e-6
+
+SelfGMMDistribution = TypeVar("SelfGMMDistribution", bound="GMMDistribution")
+
+
+def log_one_minus_tanh_sq(u: Tensor) -> Tensor:
+    r""":math:`\log(1 - \tanh^2 u) = 2(\log 2 - u - \operatorname{softplus}(-2u))`, stable for large :math:`|u|`."""
+    return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+
+
+class GMMHead(nn.Module):
+    """Linear map from a policy latent to the mixture parameters, flattened as
+    ``[logits (K), means (K * D), log_stds (K * D)]``."""
+
+    def __init__(self, latent_dim: int, action_dim: int, n_components: int):
+        super().__init__()
+        self.action_dim, self.n_components = action_dim, n_components
+        self.linear = nn.Linear(latent_dim, n_components * (1 + 2 * action_dim))
+
+    def forward(self, latent: Tensor) -> Tensor:
+        return self.linear(latent)
+
+    @torch.no_grad()
+    def spread_means(self) -> None:
+        """Mean biases uniform in ``[-1, 1]^D`` (u-space), log-std and logit biases 0."""
+        K, D = self.n_components, self.action_dim
+        bias = torch.zeros_like(self.linear.bias)
+        bias[K : K + K * D] = torch.rand(K * D, dtype=bias.dtype, device=bias.device) * 2 - 1
+        self.linear.bias.copy_(bias)
+
+
+class GMMDistribution(Distribution):
+    r"""SB3 distribution of :math:`a = \tanh(u)`, :math:`u` a K-component diagonal Gaussian mixture.
+
+    Args:
+        action_dim: D, the size of the flat ``Box`` action space.
+        n_components: K (default 4, the paper's setting).
+        entropy_samples: M, Monte-Carlo draws per component of :meth:`entropy` (default 16).
+
+    Example::
+
+        >>> dist = GMMDistribution(action_dim=2, n_components=4)
+        >>> head = dist.proba_distribution_net(latent_dim=8)
+        >>> actions, log_prob = dist.log_prob_from_params(head(torch.zeros(5, 8)))
+        >>> actions.shape, log_prob.shape, dist.entropy().shape
+        (torch.Size([5, 2]), torch.Size([5]), torch.Size([5]))
+    """
+
+    def __init__(self, action_dim: int, n_components: int = 4, entropy_samples: int = 16):
+        super().__init__()
+        if int(n_components) < 1:
+            raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+        if int(entropy_samples) < 1:
+            raise ValueError(f"entropy_samples must be a positive integer, got {entropy_samples!r}")
+        self.action_dim, self.n_components, self.entropy_samples = int(action_dim), int(n_components), int(entropy_samples)
+        self.logits = self.means = self.log_stds = None
+
+    def proba_distribution_net(self, latent_dim: int) -> GMMHead:
+        return GMMHead(latent_dim, self.action_dim, self.n_components)
+
+    def proba_distribution(self: SelfGMMDistribution, params: Tensor) -> SelfGMMDistribution:
+        """Split ``params`` ``(batch, K (1 + 2D))`` into logits ``(batch, K)``, means and log-stds ``(batch, K, D)``."""
+        K, D = self.n_components, self.action_dim
+        if params.shape[-1] != K * (1 + 2 * D):
+            raise ValueError(f"expected {K * (1 + 2 * D)} mixture parameters (K = {K}, D = {D}), got {params.shape[-1]}")
+        batch = params.shape[:-1]
+        self.logits = params[..., :K]
+        self.means = params[..., K : K + K * D].reshape(*batch, K, D)
+        self.log_stds = params[..., K + K * D :].reshape(*batch, K, D).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return self
+
+    def _log_prob_u(self, u: Tensor) -> Tensor:
+        """Mixture log-density of pre-actions ``u`` of shape ``(*sample, batch, D)``: log-sum-exp over components."""
+        u = u.unsqueeze(-2)  # (..., batch, 1, D)
+        z = (u - self.means) * torch.exp(-self.log_stds)
+        component = (-0.5 * z.pow(2) - self.log_stds - 0.5 * math.log(2 * math.pi)).sum(-1)  # (..., batch, K)
+        return torch.logsumexp(torch.log_softmax(self.logits, -1) + component, dim=-1)
+
+    def _log_prob_from_u(self, u: Tensor) -> Tensor:
+        return self._log_prob_u(u) - log_one_minus_tanh_sq(u).sum(-1)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Exact log-density of ``actions`` ``(batch, D)`` in the open cube; shape ``(batch,)``."""
+        a = actions.clamp(-1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
+        return self._log_prob_from_u(torch.atanh(a))
+
+    def entropy(self) -> Tensor:
+        """Stratified, reparameterized Monte-Carlo estimate of the entropy (see the module docstring); shape ``(batch,)``."""
+        eps = torch.randn((self.entropy_samples, *self.means.shape), dtype=self.means.dtype, device=self.means.device)
+        u = self.means + torch.exp(self.log_stds) * eps  # (M, batch, K, D): M draws from every component
+        # evaluate the mixture at every draw: (M, K, batch, D) -> log-density (M, K, batch) -> (M, batch, K)
+        log_p = self._log_prob_from_u(u.transpose(-2, -3)).transpose(-1, -2)
+        weights = torch.softmax(self.logits, -1)  # (batch, K)
+        return -(weights * log_p.mean(0)).sum(-1)
+
+    def sample(self) -> Tensor:
+        component = torch.distributions.Categorical(logits=self.logits).sample()  # (batch,)
+        index = component[..., None, None].expand(*component.shape, 1, self.action_dim)
+        mean = self.means.gather(-2, index).squeeze(-2)
+        std = torch.exp(self.log_stds.gather(-2, index).squeeze(-2))
+        return torch.tanh(mean + std * torch.randn_like(mean))
+
+    def mode(self) -> Tensor:
+        """The squashed mean of the heaviest component (a mixture's global mode has no closed form)."""
+        index = self.logits.argmax(-1)[..., None, None].expand(*self.logits.shape[:-1], 1, self.action_dim)
+        return torch.tanh(self.means.gather(-2, index).squeeze(-2))
+
+    def actions_from_params(self, params: Tensor, deterministic: bool = False) -> Tensor:
+        self.proba_distribution(params)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        actions = self.actions_from_params(params)
+        return actions, self.log_prob(actions)
+
+
+class GMMActorCriticPolicy(ActorCriticPolicy):
+    r"""SB3 actor-critic policy whose actor is a tanh-squashed Gaussian mixture (:class:`GMMDistribution`).
+
+    ``policy_kwargs`` of this policy, stored by ``save`` so that ``load`` rebuilds it:
+    ``n_components`` (K, default 4) and ``entropy_samples`` (M, default 16).  All other keys
+    are SB3's (``net_arch``, ``activation_fn``, ``ortho_init``, ...); the Gaussian-only ones
+    (``use_sde``, ``log_std_init``, ``full_std``, ``use_expln``, ``squash_output``) are
+    rejected.  Needs a flat ``Box`` action space with finite bounds.
+
+    Example::
+
+        >>> from stable_baselines3 import PPO
+        >>> model = PPO(GMMActorCriticPolicy, "Pendulum-v1", n_steps=64, batch_size=64,
+        ...             policy_kwargs=dict(n_components=3))
+        >>> model.policy.action_dist.n_components
+        3
+    """
+
+    action_dist: GMMDistribution
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        *args,
+        n_components: int = 4,
+        entropy_samples: int = 16,
+        **kwargs,
+    ):
+        check_action_space(action_space)
+        for key in _GAUSSIAN_ONLY:
+            value = kwargs.pop(key, None)  # ``load`` passes back SB3's defaults (None / False / 0.0)
+            if value not in (None, False, 0.0):
+                raise ValueError(f"{key}={value!r} is a Gaussian-policy option; the GMM policy does not support it")
+        if args:
+            raise TypeError("GMMActorCriticPolicy takes its options as keyword arguments (policy_kwargs)")
+        # validated here, before SB3 builds anything
+        self._gmm_kwargs = dict(n_components=int(n_components), entropy_samples=int(entropy_samples))
+        GMMDistribution(int(action_space.shape[0]), **self._gmm_kwargs)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+        # SB3 then unscales (-1, 1) actions to the env's bounds in rollouts and predict()
+        self._squash_output = True
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """``ActorCriticPolicy._build`` with a :class:`GMMHead` as ``action_net`` (same MLP
+        extractor, orthogonal gains and optimizer as SB3), then the component means spread."""
+        self.action_dist = GMMDistribution(int(self.action_space.shape[0]), **self._gmm_kwargs)
+        self._build_mlp_extractor()
+        self.action_net = self.action_dist.proba_distribution_net(latent_dim=self.mlp_extractor.latent_dim_pi)
+        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        apply_orthogonal_init(self)
+        self.action_net.spread_means()
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _get_action_dist_from_latent(self, latent_pi: Tensor, *args) -> GMMDistribution:
+        return self.action_dist.proba_distribution(self.action_net(latent_pi))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for key in _GAUSSIAN_ONLY:
+            data.pop(key, None)
+        data.update(self._gmm_kwargs)
+        return data
