@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,3 +91,13 @@ def test_prior_input_shape_error():
     prior = LatentPrior(3, 2, 2, order=4)
     with pytest.raises(ValueError, match=r"shape \(batch, 2, 3\)"):
         prior(torch.zeros(4, 3, 3))
+
+
+def test_a_prior_saved_by_an_older_version_loads_with_the_same_density():
+    """``data/prior_f86e187.pt``: a small prior (clip 2, perturbed weights) saved at commit f86e187 with
+    ``torch.save({"config", "state_dict", "obs", "z", "log_prob"})``, as ``mepoly_il.train`` saves it."""
+    saved = torch.load(Path(__file__).parent / "data" / "prior_f86e187.pt", weights_only=True)
+    prior = LatentPrior(**saved["config"])
+    prior.load_state_dict(saved["state_dict"])
+    with torch.no_grad():
+        torch.testing.assert_close(prior(saved["obs"]).log_prob(saved["z"]), saved["log_prob"], rtol=1e-5, atol=1e-5)
