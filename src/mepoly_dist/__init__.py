@@ -14,6 +14,7 @@ baselines, training and the ``mepoly`` command), both installed by the ``[rl]`` 
 from .blocks import BlockMePoly, BlockMePolyFamily
 from .distribution import MePoly
 from .family import MePolyFamily
+from .heads import MePolyHead
 from .quadrature import QuadratureWarning, CompositeGaussLegendreRule, GaussLegendreRule, QuadratureRule, SobolRule, TrapezoidRule, make_rule
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "MePolyFamily",
     "BlockMePoly",
     "BlockMePolyFamily",
+    "MePolyHead",
     "QuadratureRule",
     "QuadratureWarning",
     "TrapezoidRule",

@@ -47,18 +47,24 @@ def test_distribution_shapes_and_values_match_core_mepoly():
     dist = MePolyDistribution(action_dim=2, order=4)
     head = dist.proba_distribution_net(latent_dim=8)
     latent = torch.randn(5, 8)
-    actions = dist.actions_from_params(head(latent))
+    natural_params = head.natural_params(latent)
+    assert natural_params.shape == (5, dist.family.num_params) and bool((natural_params[:, 0] == 0).all())
+    actions = dist.actions_from_params(natural_params)
     assert actions.shape == (5, 2) and bool(((actions >= -1) & (actions <= 1)).all())
-    lam = head(latent)
-    assert lam.shape == (5, dist.family.num_params) and bool((lam[:, 0] == 0).all())
-    reference = MePoly(lam, dist.family)
+    reference = MePoly(natural_params, dist.family)
     assert dist.log_prob(actions).shape == (5,)
     assert dist.entropy().shape == (5,)
     torch.testing.assert_close(dist.log_prob(actions), reference.log_prob(actions))
     torch.testing.assert_close(dist.entropy(), reference.entropy())
-    sampled, log_prob = dist.log_prob_from_params(lam)
+    sampled, log_prob = dist.log_prob_from_params(natural_params)
     assert sampled.shape == (5, 2) and log_prob.shape == (5,)
     assert isinstance(dist.distribution, torch.distributions.Distribution)
+    # what the policy does: the head returns the density, which proba_distribution wraps as it is
+    density = head(latent)
+    assert dist.proba_distribution(density).distribution is density
+    torch.testing.assert_close(dist.log_prob(actions), reference.log_prob(actions))
+    with pytest.raises(ValueError, match="family"):
+        dist.proba_distribution(MePolyDistribution(action_dim=2, order=3).proba_distribution_net(8)(latent))
 
 
 def test_initial_policy_is_close_to_uniform():
@@ -128,8 +134,8 @@ def test_lambda_clip_clamps_natural_parameters():
     model = _ppo(lambda_clip=2.0)
     with torch.no_grad():
         model.policy.action_net.linear.bias.fill_(50.0)
-        lam = model.policy.action_net(torch.zeros(1, 64))
-    assert float(lam.abs().max()) == 2.0
+        natural_params = model.policy.action_net.natural_params(torch.zeros(1, 64))
+    assert float(natural_params.abs().max()) == 2.0
 
 
 def test_a2c_learns_without_error_and_logs_entropy():
@@ -184,6 +190,10 @@ def test_gaussian_only_options_raise():
         _ppo(log_std_init=-1.0)
     with pytest.raises(ValueError, match="lambda_clip"):
         _ppo(lambda_clip=-1.0)
+    with pytest.raises(TypeError, match="keyword arguments"):
+        MePolyActorCriticPolicy(BoxBandit.observation_space, BoxBandit.action_space, lambda _: 1e-3, [8])
+    with pytest.raises(TypeError, match="n_components"):  # another head's option is SB3's unknown keyword
+        _ppo(n_components=3)
 
 
 def test_diagnostics_callback_logs_under_its_own_prefix(tmp_path):
@@ -198,9 +208,9 @@ def test_diagnostics_callback_logs_under_its_own_prefix(tmp_path):
     model.learn(64, callback=MePolyDiagnostics())
     rows = list(csv.DictReader((tmp_path / "progress.csv").open()))
     logged = {k: float(v) for k, v in rows[-1].items() if k.startswith("mepoly/") and v}
-    assert set(logged) == {"mepoly/entropy_mean", "mepoly/entropy_min", "mepoly/lambda_abs_max", "mepoly/log_partition_mean"}
+    assert set(logged) == {"mepoly/entropy_mean", "mepoly/entropy_min", "mepoly/natural_params_abs_max", "mepoly/log_partition_mean"}
     assert 0 < logged["mepoly/entropy_min"] <= logged["mepoly/entropy_mean"] <= 2 * math.log(2) + 1e-4
-    assert logged["mepoly/lambda_abs_max"] >= 0
+    assert logged["mepoly/natural_params_abs_max"] >= 0
 
 
 @pytest.mark.parametrize("share", [True, False])
@@ -238,8 +248,8 @@ def test_sb3_head_with_blocks_starts_uniform_and_round_trips(tmp_path):
     obs = torch.as_tensor(model.env.reset())
     dist = model.policy.get_distribution(obs).distribution
     assert isinstance(dist, BlockMePoly) and dist.family.sizes == [1]
-    params = model.policy.action_net(model.policy.mlp_extractor.forward_actor(model.policy.extract_features(obs, model.policy.pi_features_extractor)))
-    assert params[..., 0].abs().max() == 0  # the constant feature is pinned
+    latent = model.policy.mlp_extractor.forward_actor(model.policy.extract_features(obs, model.policy.pi_features_extractor))
+    assert model.policy.action_net.natural_params(latent)[..., 0].abs().max() == 0  # the constant feature is pinned
     model.learn(64)
     model.save(tmp_path / "model.zip")
     loaded = PPO.load(tmp_path / "model.zip")

@@ -6,13 +6,13 @@
 """
 
 from .callbacks import MePolyDiagnostics
-from .distributions import MePolyDistribution, MePolyHead
-from .policies import MePolyActorCriticPolicy, apply_orthogonal_init, check_action_space
+from .distributions import MePolyDistribution
+from .policies import CustomHeadPolicyMixin, MePolyActorCriticPolicy, apply_orthogonal_init, check_action_space
 
 __all__ = [
     "MePolyActorCriticPolicy",
     "MePolyDistribution",
-    "MePolyHead",
+    "CustomHeadPolicyMixin",
     "MePolyDiagnostics",
     "apply_orthogonal_init",
     "check_action_space",

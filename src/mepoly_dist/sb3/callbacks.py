@@ -5,7 +5,7 @@ that rollout and records, next to SB3's ``train/*`` and ``rollout/*`` keys:
 
 * ``mepoly/entropy_mean``, ``mepoly/entropy_min``: exact entropy of the action density
   (``D log 2`` is the uniform density on the cube, the head's starting point);
-* ``mepoly/lambda_abs_max``: the largest natural-parameter magnitude (compare with
+* ``mepoly/natural_params_abs_max``: the largest natural-parameter magnitude (compare with
   ``lambda_clip`` when it is set);
 * ``mepoly/log_partition_mean``: the mean log-partition :math:`A(\\lambda)`.
 """
@@ -38,5 +38,5 @@ class MePolyDiagnostics(BaseCallback):
             entropy = dist.entropy()
             self.logger.record("mepoly/entropy_mean", float(entropy.mean()))
             self.logger.record("mepoly/entropy_min", float(entropy.min()))
-            self.logger.record("mepoly/lambda_abs_max", float(dist.natural_params.abs().max()))
+            self.logger.record("mepoly/natural_params_abs_max", float(dist.natural_params.abs().max()))
             self.logger.record("mepoly/log_partition_mean", float(dist.log_partition.mean()))

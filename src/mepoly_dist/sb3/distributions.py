@@ -1,10 +1,11 @@
 r"""``MePolyDistribution``: the MePoly density as a Stable-Baselines3 action distribution.
 
 SB3 splits a policy's action distribution into a network part (``proba_distribution_net``)
-and a parameter-to-distribution part (``proba_distribution``).  Here the network part is a
-:class:`MePolyHead`, a linear layer from the policy latent to the natural parameters
-:math:`\lambda` (paper section 4.1), and the distribution is the core
-:class:`~mepoly_dist.MePoly`, so ``MePolyDistribution(...).distribution`` is a real
+and a parameter-to-distribution part (``proba_distribution``).  Here the network part is the
+core :class:`~mepoly_dist.MePolyHead`, a linear layer from the policy latent to the natural
+parameters :math:`\lambda` (paper section 4.1) whose ``forward`` returns the core
+:class:`~mepoly_dist.MePoly`; ``proba_distribution`` takes that distribution (or natural
+parameters) and wraps it, so ``MePolyDistribution(...).distribution`` is a real
 ``torch.distributions.Distribution`` and ``kl_divergence`` (TRPO) uses its registered exact KL.
 
 Actions live on the cube :math:`[-1, 1]^D`; the policy maps them to the environment's bounds
@@ -19,57 +20,19 @@ from typing import TypeVar
 
 import torch
 from stable_baselines3.common.distributions import Distribution
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..blocks import BlockMePoly, BlockMePolyFamily, parse_blocks
 from ..distribution import MePoly
 from ..family import MePolyFamily
+from ..heads import MePolyHead
 
-__all__ = ["MePolyDistribution", "MePolyHead"]
+__all__ = ["MePolyDistribution", "DEFAULT_ORDER"]
+
+#: default polynomial order of the action density (the paper's RL setting)
+DEFAULT_ORDER = 14
 
 SelfMePolyDistribution = TypeVar("SelfMePolyDistribution", bound="MePolyDistribution")
-
-
-class MePolyHead(nn.Module):
-    r"""Linear map from a policy latent to natural parameters, :math:`\lambda = W h + b`.
-
-    The constant feature :math:`\phi_0 = 1` cancels between energy and log-partition, so the
-    layer predicts only the non-constant coefficients and the head puts a zero at each constant
-    feature's place (the first of a :class:`~mepoly_dist.MePolyFamily`, the first of every block
-    of a :class:`~mepoly_dist.BlockMePolyFamily`).  With SB3's orthogonal initialisation (gain
-    0.01 for the action net) :math:`\lambda \approx 0` at the start: the initial policy is close
-    to the uniform density on the cube, the maximum-entropy starting point.
-
-    ``lambda_clip`` clamps every coefficient to ``[-lambda_clip, lambda_clip]`` as the paper's
-    implementation does (its default is 5 for the bandit, 10 for Smooth World); ``None``
-    (default) leaves :math:`\lambda` unclamped, which the streaming normalizer handles at any
-    scale.  The family is a submodule, so ``policy.to(device)`` moves its quadrature buffers.
-    """
-
-    def __init__(self, latent_dim: int, family: MePolyFamily | BlockMePolyFamily, lambda_clip: float | None = None):
-        super().__init__()
-        if lambda_clip is not None and not lambda_clip > 0:
-            raise ValueError(f"lambda_clip must be positive or None, got {lambda_clip!r}")
-        blocks = family.blocks if isinstance(family, BlockMePolyFamily) else [family]
-        if any(bool(f.exponents[0].any()) for f in blocks):
-            raise ValueError("each family's first feature must be the constant (zero exponent)")
-        constants = family.first_param_indices() if isinstance(family, BlockMePolyFamily) else [0]
-        free = torch.ones(family.num_params, dtype=torch.bool)
-        free[constants] = False
-        self.family = family
-        self.lambda_clip = lambda_clip
-        self.linear = nn.Linear(latent_dim, family.num_params - len(constants))
-        self.register_buffer("free_index", torch.nonzero(free).squeeze(-1), persistent=False)
-
-    def forward(self, latent: Tensor) -> Tensor:
-        coefficients = self.linear(latent)
-        if self.lambda_clip is not None:
-            coefficients = coefficients.clamp(-self.lambda_clip, self.lambda_clip)
-        out = coefficients.new_zeros(coefficients.shape[:-1] + (self.family.num_params,))
-        return out.index_copy(-1, self.free_index, coefficients)
-
-    def extra_repr(self) -> str:
-        return f"lambda_clip={self.lambda_clip}"
 
 
 class MePolyDistribution(Distribution):
@@ -82,7 +45,7 @@ class MePolyDistribution(Distribution):
         basis: ``"legendre"`` (default) or ``"monomial"``.
         quadrature: rule spec or :class:`~mepoly_dist.quadrature.QuadratureRule` (``None``: the
             family's default for this dimension, e.g. 80 x 80 Gauss-Legendre for D = 2).
-        lambda_clip: optional clamp of the natural parameters (see :class:`MePolyHead`).
+        lambda_clip: optional clamp of the natural parameters (see :class:`~mepoly_dist.MePolyHead`).
         validate_args: forwarded to :class:`~mepoly_dist.MePoly`.
         blocks: ``None`` (default): one joint density on :math:`[-1, 1]^D`.  Block sizes (a list
             summing to D, or one int) model the action as a product of independent MePoly blocks
@@ -94,7 +57,7 @@ class MePolyDistribution(Distribution):
 
         >>> dist = MePolyDistribution(action_dim=2, order=6)
         >>> head = dist.proba_distribution_net(latent_dim=64)
-        >>> actions = dist.actions_from_params(head(torch.zeros(5, 64)))
+        >>> actions = dist.actions_from_params(head.natural_params(torch.zeros(5, 64)))
         >>> dist.log_prob(actions).shape, dist.entropy().shape
         (torch.Size([5]), torch.Size([5]))
     """
@@ -104,7 +67,7 @@ class MePolyDistribution(Distribution):
     def __init__(
         self,
         action_dim: int,
-        order: int = 14,
+        order: int = DEFAULT_ORDER,
         basis: str = "legendre",
         quadrature=None,
         lambda_clip: float | None = None,
@@ -121,12 +84,20 @@ class MePolyDistribution(Distribution):
         self.validate_args = validate_args
 
     def proba_distribution_net(self, latent_dim: int) -> MePolyHead:
-        """The layer from the policy latent (size ``latent_dim``) to natural parameters."""
-        return MePolyHead(latent_dim, self.family, self.lambda_clip)
+        """The layer from the policy latent (size ``latent_dim``) to the action density
+        (:class:`~mepoly_dist.MePolyHead`, the policy's ``action_net``)."""
+        return MePolyHead(latent_dim, self.family, self.lambda_clip, validate_args=self.validate_args)
 
-    def proba_distribution(self: SelfMePolyDistribution, natural_params: Tensor) -> SelfMePolyDistribution:
-        # a new MePoly object each time: TRPO keeps a shallow copy of the old distribution
-        self.distribution = self.family.distribution(natural_params, validate_args=self.validate_args)
+    def proba_distribution(self: SelfMePolyDistribution, natural_params: Tensor | MePoly | BlockMePoly) -> SelfMePolyDistribution:
+        """Wrap the density for ``natural_params``, of shape ``(batch, num_params)``, or the
+        density the head returned (``action_net(latent)``, which carries its natural parameters)."""
+        if isinstance(natural_params, (MePoly, BlockMePoly)):
+            if not natural_params.family.same_family(self.family):
+                raise ValueError("the distribution's family is not this action distribution's family")
+            self.distribution = natural_params
+        else:
+            # a new MePoly object each time: TRPO keeps a shallow copy of the old distribution
+            self.distribution = self.family.distribution(natural_params, validate_args=self.validate_args)
         return self
 
     def log_prob(self, actions: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-r"""``MePolyActorCriticPolicy``: SB3's actor-critic policy with a MePoly action head.
+r"""Actor-critic policies with a custom action head: ``CustomHeadPolicyMixin`` and ``MePolyActorCriticPolicy``.
 
 ``PPO(MePolyActorCriticPolicy, env, policy_kwargs=dict(order=14))`` trains with stock
 Stable-Baselines3 (PPO, A2C) and sb3-contrib (TRPO, through the registered exact KL).
@@ -6,37 +6,65 @@ The policy network predicts the natural parameters :math:`\lambda(s)` of a MePol
 :math:`[-1, 1]^D` (paper section 4.1); PPO's clipped objective (eq. 11) uses its exact
 ``log_prob`` and the entropy bonus (eq. 12) its exact entropy.
 
+:class:`CustomHeadPolicyMixin` is what such a policy adds to SB3's ``ActorCriticPolicy`` (or
+sb3-contrib's recurrent one), for any action distribution ``head_distribution`` that SB3's
+``Distribution`` interface describes: the MePoly head here, the Gaussian-mixture baseline of
+:mod:`mepoly_dist.zoo.baselines.gmm`.  The options of the head are the keyword arguments of
+``head_distribution`` after the action dimension; the policy takes them from
+``policy_kwargs`` and stores them in ``save`` so that ``load`` rebuilds it.  All other keys are
+SB3's (``net_arch``, ``activation_fn``, ``ortho_init``, ...); the Gaussian-only ones
+(:data:`GAUSSIAN_OPTIONS`: ``use_sde``, ``log_std_init``, ``full_std``, ``use_expln``,
+``squash_output``) are rejected.
+
 Action scaling follows SB3's squashed-policy convention: the policy reports
 ``squash_output = True``, so SB3 stores the raw actions in ``[-1, 1]^D`` in its rollout buffer
 and maps them to the environment's bounds with ``unscale_action``
 (:math:`a_{env} = low + (a + 1)(high - low)/2`) for ``env.step`` and ``predict``; nothing is
 clipped.  This needs a flat ``Box`` action space with finite bounds.
 
-``policy_kwargs`` keys of this policy, stored by ``save`` so that ``load`` rebuilds it:
-``order`` (14), ``basis`` (``"legendre"``), ``quadrature`` (a rule spec string, default per
-dimension), ``lambda_clip`` (``None``), ``validate_args`` (``None``: torch's default), ``blocks``
-(``None``: one joint density; block sizes: a product of MePoly blocks, :class:`~mepoly_dist.BlockMePoly`).  All
-other keys are SB3's (``net_arch``, ``activation_fn``, ``ortho_init``, ...); the Gaussian-only
-ones (``use_sde``, ``log_std_init``, ``full_std``, ``use_expln``, ``squash_output``) are rejected.
+``policy_kwargs`` keys of :class:`MePolyActorCriticPolicy` (those of
+:class:`~mepoly_dist.sb3.MePolyDistribution`): ``order`` (14), ``basis`` (``"legendre"``),
+``quadrature`` (a rule spec string, default per dimension), ``lambda_clip`` (``None``),
+``validate_args`` (``None``: torch's default), ``blocks`` (``None``: one joint density; block
+sizes: a product of MePoly blocks, :class:`~mepoly_dist.BlockMePoly`).
 """
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
 from .distributions import MePolyDistribution
 
-__all__ = ["MePolyActorCriticPolicy", "MePolyPolicyMixin", "apply_orthogonal_init", "check_action_space"]
+__all__ = [
+    "MePolyActorCriticPolicy",
+    "CustomHeadPolicyMixin",
+    "GAUSSIAN_OPTIONS",
+    "pop_gaussian_options",
+    "apply_orthogonal_init",
+    "check_action_space",
+]
 
-#: ActorCriticPolicy arguments that only make sense for Gaussian / gSDE heads
-_GAUSSIAN_ONLY = ("use_sde", "log_std_init", "full_std", "use_expln", "squash_output")
+#: ``ActorCriticPolicy`` options that only make sense for SB3's Gaussian / gSDE heads
+GAUSSIAN_OPTIONS = ("use_sde", "log_std_init", "full_std", "use_expln", "squash_output")
+
+
+def pop_gaussian_options(kwargs: dict[str, Any], owner: str) -> None:
+    """Remove :data:`GAUSSIAN_OPTIONS` from a policy's ``kwargs``, raising ``ValueError`` (naming
+    ``owner``) for a value other than SB3's defaults (``None`` / ``False`` / ``0.0``), which is
+    what ``load`` passes back."""
+    for key in GAUSSIAN_OPTIONS:
+        value = kwargs.pop(key, None)
+        if value not in (None, False, 0.0):
+            raise ValueError(f"{key}={value!r} is a Gaussian-policy option; {owner} does not support it")
 
 
 def apply_orthogonal_init(policy: ActorCriticPolicy, extra_gains: dict[nn.Module, float] | None = None) -> None:
@@ -57,85 +85,75 @@ def apply_orthogonal_init(policy: ActorCriticPolicy, extra_gains: dict[nn.Module
         module.apply(partial(policy.init_weights, gain=gain))
 
 
-def check_action_space(action_space: spaces.Space) -> int:
-    """Return D for a flat ``Box`` with finite bounds; raise ``ValueError`` naming the problem otherwise."""
+def check_action_space(action_space: spaces.Space, owner: str = "this policy") -> int:
+    """Return D for a flat ``Box`` with finite bounds; raise ``ValueError`` naming ``owner`` and the problem otherwise."""
     if not isinstance(action_space, spaces.Box):
-        raise ValueError(f"MePoly policies need a Box action space, got {action_space}")
+        raise ValueError(f"{owner} needs a Box action space, got {action_space}")
     if len(action_space.shape) != 1:
-        raise ValueError(f"MePoly policies need a flat (1-D) Box action space, got shape {action_space.shape}")
+        raise ValueError(f"{owner} needs a flat (1-D) Box action space, got shape {action_space.shape}")
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ValueError(f"MePoly policies need finite action bounds (the density lives on a box), got {action_space}")
+        raise ValueError(f"{owner} needs finite action bounds (the density lives on a box), got {action_space}")
     if np.any(action_space.high <= action_space.low):
         raise ValueError(f"action space has empty bounds (high <= low): {action_space}")
     return int(action_space.shape[0])
 
 
-class MePolyPolicyMixin:
-    """The MePoly parts of an SB3 actor-critic policy, shared by the feed-forward and the
-    recurrent policy: the head (``_build``), the distribution (``_get_action_dist_from_latent``)
-    and the ``save``/``load`` record (``_get_constructor_parameters``)."""
+class CustomHeadPolicyMixin:
+    """What an SB3 actor-critic policy with the action distribution ``head_distribution`` adds to
+    SB3's ``ActorCriticPolicy`` (or sb3-contrib's ``RecurrentActorCriticPolicy``), listed before it
+    in the bases: the options (``__init__``), the head (``_build``), the distribution
+    (``_get_action_dist_from_latent``) and the ``save``/``load`` record (``_get_constructor_parameters``).
 
-    action_dist: MePolyDistribution
+    ``head_distribution(action_dim, **options)`` is an SB3 ``Distribution`` over ``[-1, 1]^D``
+    whose ``proba_distribution_net(latent_dim)`` builds the ``action_net`` and whose
+    ``proba_distribution`` takes what ``action_net`` returns.  A subclass sets the class
+    attribute and may override :meth:`_init_action_net` (called after SB3's initialisation).
+    """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        *args,
-        order: int = 14,
-        basis: str = "legendre",
-        quadrature: str | None = None,
-        lambda_clip: float | None = None,
-        validate_args: bool | None = None,
-        blocks=None,
-        **kwargs,
-    ):
-        check_action_space(action_space)
-        for key in _GAUSSIAN_ONLY:
-            # ``load`` passes back SB3's defaults (None / False / 0.0); anything else is a mistake
-            value = kwargs.pop(key, None)
-            if value not in (None, False, 0.0):
-                raise ValueError(f"{key}={value!r} is a Gaussian-policy option; MePoly policies do not support it")
+    #: the SB3 distribution class of the action head
+    head_distribution: ClassVar[type[Distribution]]
+    action_dist: Distribution
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Schedule, *args, **kwargs):
+        owner = type(self).__name__
+        check_action_space(action_space, owner)
+        pop_gaussian_options(kwargs, owner)
         if args:
-            raise TypeError("MePoly policies take their options as keyword arguments (policy_kwargs)")
-        self._mepoly_kwargs = dict(order=order, basis=basis, quadrature=quadrature, lambda_clip=lambda_clip, validate_args=validate_args,
-                                  blocks=list(blocks) if isinstance(blocks, (list, tuple)) else blocks)
+            raise TypeError(f"{owner} takes its options as keyword arguments (policy_kwargs)")
+        options = list(inspect.signature(self.head_distribution).parameters)[1:]  # after action_dim
+        self._head_options = {key: kwargs.pop(key) for key in options if key in kwargs}
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
         # SB3 then unscales [-1, 1] actions to the env's bounds in rollouts and predict()
         self._squash_output = True
 
     def _build(self, lr_schedule: Schedule) -> None:
-        """``ActorCriticPolicy._build`` with a :class:`~mepoly_dist.sb3.MePolyHead` as ``action_net``:
-        same MLP extractor, orthogonal init gains and optimizer construction as SB3."""
-        self.action_dist = MePolyDistribution(int(self.action_space.shape[0]), **self._mepoly_kwargs)
+        """``ActorCriticPolicy._build`` with ``head_distribution``'s net as ``action_net``: same
+        MLP extractor, orthogonal init gains and optimizer construction as SB3."""
+        self.action_dist = self.head_distribution(int(self.action_space.shape[0]), **self._head_options)
         self._build_mlp_extractor()
         self.action_net = self.action_dist.proba_distribution_net(latent_dim=self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
         apply_orthogonal_init(self)
+        self._init_action_net()
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
-    def _get_action_dist_from_latent(self, latent_pi: Tensor, *args) -> MePolyDistribution:
+    def _init_action_net(self) -> None:
+        """Adjust ``action_net`` after SB3's initialisation (nothing by default)."""
+
+    def _get_action_dist_from_latent(self, latent_pi: Tensor, *args) -> Distribution:
         return self.action_dist.proba_distribution(self.action_net(latent_pi))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        for key in _GAUSSIAN_ONLY:
+        for key in GAUSSIAN_OPTIONS:
             data.pop(key, None)
-        quadrature = self._mepoly_kwargs["quadrature"]
-        if quadrature is not None and not isinstance(quadrature, str):
-            quadrature = quadrature.spec  # a QuadratureRule object: store its spec string
-        data.update(self._mepoly_kwargs, quadrature=quadrature)
+        data.update(self._head_options)
         return data
 
-    @property
-    def family(self):
-        """The :class:`~mepoly_dist.MePolyFamily` of the action head."""
-        return self.action_dist.family
 
-
-class MePolyActorCriticPolicy(MePolyPolicyMixin, ActorCriticPolicy):
-    r"""Actor-critic policy whose actor is a MePoly density over the (scaled) action box.
+class MePolyActorCriticPolicy(CustomHeadPolicyMixin, ActorCriticPolicy):
+    r"""Actor-critic policy whose actor is a MePoly density over the (scaled) action box
+    (:class:`~mepoly_dist.sb3.MePolyDistribution`; ``action_net`` is a :class:`~mepoly_dist.MePolyHead`).
 
     Example::
 
@@ -145,3 +163,11 @@ class MePolyActorCriticPolicy(MePolyPolicyMixin, ActorCriticPolicy):
         >>> model.policy.family.num_params
         7
     """
+
+    head_distribution = MePolyDistribution
+    action_dist: MePolyDistribution
+
+    @property
+    def family(self):
+        """The :class:`~mepoly_dist.MePolyFamily` (or :class:`~mepoly_dist.BlockMePolyFamily`) of the action head."""
+        return self.action_dist.family

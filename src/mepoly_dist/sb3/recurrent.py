@@ -14,13 +14,15 @@ import numpy as np
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
-from .policies import MePolyPolicyMixin
+from .policies import MePolyActorCriticPolicy
 
 __all__ = ["MePolyRecurrentActorCriticPolicy"]
 
 
-class MePolyRecurrentActorCriticPolicy(MePolyPolicyMixin, RecurrentActorCriticPolicy):
-    """LSTM actor-critic policy (sb3-contrib) whose actor is a MePoly density on ``[-1, 1]^D``."""
+class MePolyRecurrentActorCriticPolicy(MePolyActorCriticPolicy, RecurrentActorCriticPolicy):
+    """LSTM actor-critic policy (sb3-contrib) whose actor is a MePoly density on ``[-1, 1]^D``:
+    :class:`~mepoly_dist.sb3.MePolyActorCriticPolicy` on sb3-contrib's recurrent base (its
+    ``policy_kwargs`` and the LSTM's: ``lstm_hidden_size``, ``n_lstm_layers``, ...)."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule, *args, **kwargs):
         if isinstance(action_space, spaces.Box) and not (np.all(action_space.low == -1.0) and np.all(action_space.high == 1.0)):

@@ -62,7 +62,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch import Tensor, nn
 
-from ...sb3.policies import _GAUSSIAN_ONLY, apply_orthogonal_init
+from ...sb3.policies import GAUSSIAN_OPTIONS, apply_orthogonal_init, pop_gaussian_options
 
 __all__ = ["FPO", "FPOPolicy", "FPORolloutBuffer", "FPORolloutBufferSamples", "cfm_loss"]
 
@@ -131,10 +131,7 @@ class FPOPolicy(ActorCriticPolicy):
             raise ValueError(f"FPO needs a flat (1-D) Box action space, got {action_space}")
         if int(flow_steps) < 1:
             raise ValueError(f"flow_steps must be a positive integer, got {flow_steps!r}")
-        for key in _GAUSSIAN_ONLY:
-            value = kwargs.pop(key, None)
-            if value not in (None, False, 0.0):
-                raise ValueError(f"{key}={value!r} is a Gaussian-policy option; FPO does not support it")
+        pop_gaussian_options(kwargs, "FPO")
         if args:
             raise TypeError("FPOPolicy takes its options as keyword arguments (policy_kwargs)")
         self.flow_steps = int(flow_steps)
@@ -211,7 +208,7 @@ class FPOPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        for key in _GAUSSIAN_ONLY:
+        for key in GAUSSIAN_OPTIONS:
             data.pop(key, None)
         data.update(flow_steps=self.flow_steps)
         return data

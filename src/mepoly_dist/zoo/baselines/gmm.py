@@ -49,18 +49,15 @@ learning" (2021), the paper's PPO-GMM baseline.
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium import spaces
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
-from ...sb3.policies import _GAUSSIAN_ONLY, apply_orthogonal_init, check_action_space
+from ...sb3.policies import CustomHeadPolicyMixin
 
 __all__ = ["GMMDistribution", "GMMHead", "GMMActorCriticPolicy", "LOG_STD_MIN", "LOG_STD_MAX", "ACTION_EPS"]
 
@@ -183,14 +180,16 @@ class GMMDistribution(Distribution):
         return actions, self.log_prob(actions)
 
 
-class GMMActorCriticPolicy(ActorCriticPolicy):
+class GMMActorCriticPolicy(CustomHeadPolicyMixin, ActorCriticPolicy):
     r"""SB3 actor-critic policy whose actor is a tanh-squashed Gaussian mixture (:class:`GMMDistribution`).
 
     ``policy_kwargs`` of this policy, stored by ``save`` so that ``load`` rebuilds it:
     ``n_components`` (K, default 4) and ``entropy_samples`` (M, default 16).  All other keys
     are SB3's (``net_arch``, ``activation_fn``, ``ortho_init``, ...); the Gaussian-only ones
     (``use_sde``, ``log_std_init``, ``full_std``, ``use_expln``, ``squash_output``) are
-    rejected.  Needs a flat ``Box`` action space with finite bounds.
+    rejected.  Needs a flat ``Box`` action space with finite bounds.  The options, the head and
+    the ``save`` record are :class:`~mepoly_dist.sb3.CustomHeadPolicyMixin`'s; after SB3's
+    orthogonal initialisation the component means are spread (:meth:`GMMHead.spread_means`).
 
     Example::
 
@@ -201,49 +200,9 @@ class GMMActorCriticPolicy(ActorCriticPolicy):
         3
     """
 
+    head_distribution = GMMDistribution
     action_dist: GMMDistribution
+    action_net: GMMHead
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        *args,
-        n_components: int = 4,
-        entropy_samples: int = 16,
-        **kwargs,
-    ):
-        check_action_space(action_space)
-        for key in _GAUSSIAN_ONLY:
-            value = kwargs.pop(key, None)  # ``load`` passes back SB3's defaults (None / False / 0.0)
-            if value not in (None, False, 0.0):
-                raise ValueError(f"{key}={value!r} is a Gaussian-policy option; the GMM policy does not support it")
-        if args:
-            raise TypeError("GMMActorCriticPolicy takes its options as keyword arguments (policy_kwargs)")
-        # validated here, before SB3 builds anything
-        self._gmm_kwargs = dict(n_components=int(n_components), entropy_samples=int(entropy_samples))
-        GMMDistribution(int(action_space.shape[0]), **self._gmm_kwargs)
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-        # SB3 then unscales (-1, 1) actions to the env's bounds in rollouts and predict()
-        self._squash_output = True
-
-    def _build(self, lr_schedule: Schedule) -> None:
-        """``ActorCriticPolicy._build`` with a :class:`GMMHead` as ``action_net`` (same MLP
-        extractor, orthogonal gains and optimizer as SB3), then the component means spread."""
-        self.action_dist = GMMDistribution(int(self.action_space.shape[0]), **self._gmm_kwargs)
-        self._build_mlp_extractor()
-        self.action_net = self.action_dist.proba_distribution_net(latent_dim=self.mlp_extractor.latent_dim_pi)
-        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
-        apply_orthogonal_init(self)
+    def _init_action_net(self) -> None:
         self.action_net.spread_means()
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
-
-    def _get_action_dist_from_latent(self, latent_pi: Tensor, *args) -> GMMDistribution:
-        return self.action_dist.proba_distribution(self.action_net(latent_pi))
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        for key in _GAUSSIAN_ONLY:
-            data.pop(key, None)
-        data.update(self._gmm_kwargs)
-        return data
