@@ -9,9 +9,12 @@ of a MePoly density on :math:`[-1, 1]^{d_z}` (eq. 17),
 
 with :math:`\phi` all Legendre products of total degree :math:`\le n` (a
 :class:`mepoly_dist.MePolyFamily`; the log-partition, entropy and sampling of eq. 18 are that
-package's quadrature-based ones).  The network is an MLP with ReLU; its last layer starts at zero
-(the uniform density) and :math:`\lambda` is clipped elementwise to :math:`[-c, c]` for numerical
-stability, smoothly (:math:`c \tanh(\cdot / c)`) so that a clipped coordinate still has a gradient.
+package's quadrature-based ones).  The network is an MLP with ReLU (the observation encoder,
+``net``) followed by :class:`mepoly_dist.MePolyHead`, the linear layer to :math:`\lambda` that
+returns the density: it starts at zero (the uniform density) and clips :math:`\lambda`
+elementwise to :math:`[-c, c]` for numerical stability, smoothly (:math:`c \tanh(\cdot / c)`)
+so that a clipped coordinate still has a gradient.  It predicts no coefficient for the constant
+feature, which cancels between energy and log-partition.
 
 Stage-2 objective (eq. 19), with :math:`z \sim q_\phi(z \mid a)` drawn from the frozen encoder
 without gradient:
@@ -32,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mepoly_dist import MePoly, MePolyFamily
+from mepoly_dist import MePoly, MePolyFamily, MePolyHead
 
 from .vae import TrajectoryVAE
 
@@ -54,30 +57,43 @@ class LatentPrior(nn.Module):
     def __init__(self, obs_dim: int, obs_horizon: int, latent_dim: int, order: int, hidden=(512, 512),
                  quadrature: str | None = None, lambda_clip: float = 10.0):
         super().__init__()
-        if lambda_clip <= 0:
-            raise ValueError(f"lambda_clip must be positive, got {lambda_clip}")
         self.config = dict(obs_dim=obs_dim, obs_horizon=obs_horizon, latent_dim=latent_dim, order=order,
                            hidden=list(hidden), quadrature=quadrature, lambda_clip=lambda_clip)
-        self.family = MePolyFamily(latent_dim, order, quadrature=quadrature)
         sizes = [obs_dim * obs_horizon, *hidden]
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-        head = nn.Linear(sizes[-1], self.family.num_params)
-        nn.init.zeros_(head.weight)
-        nn.init.zeros_(head.bias)
-        self.net = nn.Sequential(*layers, head)
-        self.lambda_clip = float(lambda_clip)
+        self.net = nn.Sequential(*layers)
+        self.head = MePolyHead(sizes[-1], MePolyFamily(latent_dim, order, quadrature=quadrature), lambda_clip, clip_mode="tanh",
+                               zero_init=True)
+        self.register_load_state_dict_pre_hook(_map_single_network_state)
 
-    def natural_params(self, obs: Tensor) -> Tensor:
-        r""":math:`\lambda_\psi(o)`, shape (B, F), from normalized histories (B, T_o, obs_dim)."""
+    @property
+    def family(self) -> MePolyFamily:
+        return self.head.family
+
+    def _encode(self, obs: Tensor) -> Tensor:
         expected = (self.config["obs_horizon"], self.config["obs_dim"])
         if obs.dim() != 3 or tuple(obs.shape[1:]) != expected:
             raise ValueError(f"observation histories must have shape (batch, {expected[0]}, {expected[1]}), got {tuple(obs.shape)}")
-        return self.lambda_clip * torch.tanh(self.net(obs.flatten(1)) / self.lambda_clip)
+        return self.net(obs.flatten(1))
+
+    def natural_params(self, obs: Tensor) -> Tensor:
+        r""":math:`\lambda_\psi(o)`, shape (B, F), from normalized histories (B, T_o, obs_dim)."""
+        return self.head.natural_params(self._encode(obs))
 
     def forward(self, obs: Tensor) -> MePoly:
-        return MePoly(self.natural_params(obs), self.family)
+        return self.head(self._encode(obs))
+
+
+def _map_single_network_state(prior: LatentPrior, state_dict: dict, prefix: str, *args) -> None:
+    r"""Priors saved before the head was :class:`mepoly_dist.MePolyHead` (f86e187 and earlier) kept the last
+    layer in ``net`` with a row for the constant feature too; that row never changes the density
+    (it adds the same :math:`\lambda_0` to the energy and the log-partition), so it is dropped."""
+    last = f"{prefix}net.{len(prior.net)}."
+    if last + "weight" in state_dict:
+        for name in ("weight", "bias"):
+            state_dict[f"{prefix}head.linear.{name}"] = state_dict.pop(last + name)[prior.head.free_index.cpu()]
 
 
 def freeze_action_encoder(vae: TrajectoryVAE) -> None:

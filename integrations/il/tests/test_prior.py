@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -101,3 +102,9 @@ def test_a_prior_saved_by_an_older_version_loads_with_the_same_density():
     prior.load_state_dict(saved["state_dict"])
     with torch.no_grad():
         torch.testing.assert_close(prior(saved["obs"]).log_prob(saved["z"]), saved["log_prob"], rtol=1e-5, atol=1e-5)
+        # eq. 17's lambda by hand from the saved single MLP: c tanh(W2 relu(W1 o + b1) + b2) / c), lambda_0 set to 0
+        state, c = {k: v.double().numpy() for k, v in saved["state_dict"].items()}, saved["config"]["lambda_clip"]
+        hidden = np.maximum(saved["obs"].flatten(1).double().numpy() @ state["net.0.weight"].T + state["net.0.bias"], 0)
+        expected = c * np.tanh((hidden @ state["net.2.weight"].T + state["net.2.bias"]) / c)
+        expected[:, 0] = 0.0
+        np.testing.assert_allclose(prior.natural_params(saved["obs"]).numpy(), expected, rtol=1e-5, atol=1e-5)
