@@ -1,140 +1,15 @@
 #!/usr/bin/env python
-r"""Ablations of MePoly on the paper's bandit (section 5.2, Fig. 3): polynomial order and basis.
+"""Benchmark: MePoly's order and basis on the paper's bandit.
 
-Usage (from the repository root)::
-
-    python benchmarks/ablations.py [--targets lemniscate two_moons] [--orders 2 6 10 14]
-                                   [--bases legendre monomial] [--seeds 0] [--workers 2]
-                                   [--backend local|ray [--address ADDR]] [--reuse] [--quick]
-
-Every (target, basis, order, seed) is one ``mepoly train TARGET --policy mepoly`` run with the
-bandit preset (PPO, 100 iterations of 1024 samples, alpha = 0.2) and ``--policy-kwargs
-order=N basis=B``; everything else is held fixed.  Metrics as in ``benchmarks/bandit.py``:
-coverage, TV to the Boltzmann target, mean reward, training wall-clock.  Runs go to
-``runs/bench-bandit/{target}__mepoly-{basis}-o{order}__{seed}``; the preset itself (Legendre,
-order 14) is the bandit benchmark's ``{target}__mepoly__{seed}`` run, so with ``--reuse`` and the
-same ``--runs-dir`` it is not trained twice.  Writes ``OUT/bandit_ablations.md`` and
-``OUT/bandit_ablations.png`` (sample histograms, one row per target and basis, one column per order).
+The command-line front end of :mod:`mepoly_dist.zoo.benchmark.ablations` (``python benchmarks/ablations.py --help``).
 """
 
-from __future__ import annotations
-
-import argparse
 import os
-import sys
-from math import comb
-from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+    os.environ.setdefault(_var, "1")  # one thread per process, set before numpy and torch load
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    add_backend_arguments,
-    load_finished,
-    markdown_table,
-    plot_action_samples,
-    results_header,
-    run_parallel,
-    train_run,
-)
-
-#: the bandit preset's MePoly head; its runs are shared with benchmarks/bandit.py
-PRESET = ("legendre", 14)
-
-
-def run_name(target: str, basis: str, order: int, seed: int) -> str:
-    if (basis, order) == PRESET:
-        return f"{target}__mepoly__{seed}"
-    return f"{target}__mepoly-{basis}-o{order}__{seed}"
-
-
-def summarize(results: dict, targets, bases, orders, seeds) -> str:
-    rows = []
-    for target in targets:
-        for basis in bases:
-            for order in orders:
-                found = [results[(target, basis, order, s)] for s in seeds if (target, basis, order, s) in results]
-                if not found:
-                    continue
-                cols = []
-                for key in ("coverage", "tv_to_target", "mean_reward"):
-                    values = np.array([m[key] for m in found])
-                    cols.append(f"{values.mean():.3f}" if len(found) == 1 else f"{values.mean():.3f} ± {values.std():.3f}")
-                rows.append([target, basis, order, comb(order + 2, 2), len(found), *cols, found[0]["num_timesteps"],
-                             f"{np.mean([m['train_seconds'] for m in found]):.0f}"])
-    header = ["target", "basis", "order", "parameters", "seeds", "coverage", "TV to exp(r/alpha)", "mean reward", "samples", "train s / run"]
-    return markdown_table(header, rows)
-
-
-def figure(path: Path, runs_dir: Path, results: dict, targets, bases, orders, seed: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pairs = [(t, b) for t in targets for b in bases]
-    fig, axes = plt.subplots(len(pairs), len(orders), figsize=(2.8 * len(orders), 2.8 * len(pairs)), squeeze=False)
-    for r, (target, basis) in enumerate(pairs):
-        for c, order in enumerate(orders):
-            ax = axes[r, c]
-            plot_action_samples(ax, runs_dir / run_name(target, basis, order, seed) / "action_samples.npy")
-            m = results.get((target, basis, order, seed))
-            tv = f", TV {m['tv_to_target']:.2f}" if m else ""
-            ax.set_title(f"{target} {basis} n={order}{tv}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", nargs="+", default=["lemniscate", "two_moons"])
-    parser.add_argument("--orders", nargs="+", type=int, default=[2, 6, 10, 14])
-    parser.add_argument("--bases", nargs="+", default=["legendre", "monomial"], choices=["legendre", "monomial"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    add_backend_arguments(parser)
-    parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
-    parser.add_argument("--steps", type=int, default=None, help="samples per run (default: the preset's 102,400)")
-    parser.add_argument("--quick", action="store_true", help="5 iterations per run, one seed (smoke run)")
-    parser.add_argument("--runs-dir", default="runs/bench-bandit")
-    parser.add_argument("--out", default="benchmarks/results")
-    args = parser.parse_args(argv)
-    if any(order < 1 for order in args.orders):
-        parser.error(f"orders must be positive, got {args.orders}")
-    if args.quick:
-        args.steps, args.seeds = 5 * 1024, args.seeds[:1]
-    runs_dir, out = Path(args.runs_dir), Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    header = results_header("Bandit ablations: MePoly's polynomial order and basis (section 5.2, Fig. 3)", args.seeds)
-    jobs, results = {}, {}
-    for key in [(t, b, n, s) for t in args.targets for b in args.bases for n in args.orders for s in args.seeds]:
-        target, basis, order, seed = key
-        run_dir = runs_dir / run_name(*key)
-        finished = load_finished(run_dir) if args.reuse else None
-        if finished is not None:
-            results[key] = finished
-        else:
-            jobs[key] = (train_run, (target, "mepoly", seed, str(run_dir), args.steps, (), [f"order={order}", f"basis={basis}"]))
-
-    def report(key, m):
-        print(f"{key}: coverage {m['coverage']:.3f}  TV {m['tv_to_target']:.3f}  reward {m['mean_reward']:.3f}  "
-              f"{m['train_seconds']:.0f} s", flush=True)
-
-    if results:
-        print(f"reusing {len(results)} finished runs: {sorted(results)}", flush=True)
-    results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
-    name = "bandit_ablations_quick" if args.quick else "bandit_ablations"
-    figure(out / f"{name}.png", runs_dir, results, args.targets, args.bases, args.orders, args.seeds[0])
-    text = header + "\n" + summarize(results, args.targets, args.bases, args.orders, args.seeds)
-    text += f"\n![sample histograms, seed {args.seeds[0]}]({name}.png)\n"
-    (out / f"{name}.md").write_text(text)
-    print(text)
-
+from mepoly_dist.zoo.benchmark.ablations import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,151 +1,15 @@
 #!/usr/bin/env python
-r"""The paper's bandit (section 5.2) as a reproducible benchmark.
+"""Benchmark: the paper's bandit: PPO-MePoly, PPO-Gaussian, PPO-GMM and FPO.
 
-Usage (from the repository root)::
-
-    python benchmarks/bandit.py [--targets lemniscate two_moons] [--methods mepoly gaussian gmm fpo]
-                                [--seeds 0 1 2] [--workers 2] [--backend local|ray [--address ADDR]]
-                                [--reuse] [--quick] [--out benchmarks/results]
-
-Every (target, method, seed) is one ``mepoly train`` run (:func:`mepoly_dist.zoo.train.train`, the
-presets of ``presets/ppo.yml``: 100 PPO iterations of 1024 one-step episodes, 10 epochs x 6
-minibatches, entropy coefficient alpha = 0.2, i.e. the paper code's budget of 102,400 samples),
-run in ``--workers`` parallel processes with one torch thread each, in
-``runs/bench-bandit/{target}__{method}__{seed}``.  Metrics (:mod:`mepoly_dist.zoo.metrics`):
-TV between the policy's action histogram (32 x 32 cells, 10^5 samples) and the Boltzmann target
-``exp(r / alpha)``, coverage of the target points (4096 samples, radius 0.05), mean reward,
-environment samples and wall-clock per run.
-
-Methods: ``mepoly``, ``gaussian`` (SB3's), and the paper's baselines ``gmm`` (PPO with a K = 4
-tanh-squashed Gaussian mixture, Monte-Carlo entropy) and ``fpo`` (flow policy optimization), see
-:mod:`mepoly_dist.zoo.baselines`; all with the same budget and network (presets).  ``--reuse`` skips
-runs whose directory already holds ``metrics.json`` (a rerun only trains what is missing);
-``--backend ray`` runs the same sweep as Ray Tune trials (``--address`` for a cluster).
-
-A method name may carry overrides after ``+`` (``_common.VARIANTS``): ``mepoly+normadv`` is
-MePoly with SB3's advantage normalization switched on (the main rows use
-``normalize_advantage=False``, under which ``exp(r / alpha)`` is PPO's MaxEnt optimum);
-``gaussian+noent`` drops the entropy bonus, which for SB3's state-independent Gaussian only
-grows the standard deviation until the clipped actions pile up on the box's faces.  Writes ``OUT/bandit.md`` and
-``OUT/bandit.png`` (one sample-histogram panel per method and target, seed 0, beside the target).
+The command-line front end of :mod:`mepoly_dist.zoo.benchmark.bandit` (``python benchmarks/bandit.py --help``).
 """
 
-from __future__ import annotations
-
-import argparse
 import os
-import sys
-from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+    os.environ.setdefault(_var, "1")  # one thread per process, set before numpy and torch load
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    add_backend_arguments,
-    load_finished,
-    markdown_table,
-    plot_action_samples,
-    results_header,
-    run_parallel,
-    train_run,
-)
-
-
-def summarize(results: dict, targets, methods, seeds) -> str:
-    rows, per_seed = [], []
-    for target in targets:
-        for method in methods:
-            found = [results[(target, method, s)] for s in seeds if (target, method, s) in results]
-            if not found:
-                continue
-            cols = []
-            for key in ("coverage", "tv_to_target", "mean_reward"):
-                values = np.array([m[key] for m in found])
-                cols.append(f"{values.mean():.3f} ± {values.std():.3f}")
-            rows.append([target, method, len(found), *cols, found[0]["num_timesteps"], f"{np.mean([m['train_seconds'] for m in found]):.0f}"])
-            for s, m in zip(seeds, found):
-                per_seed.append([target, method, s, f"{m['coverage']:.3f}", f"{m['tv_to_target']:.3f}", f"{m['mean_reward']:.3f}",
-                                 m["num_timesteps"], f"{m['train_seconds']:.0f}", str(m["normalize_advantage"])])
-    header = ["target", "method", "seeds", "coverage", "TV to exp(r/alpha)", "mean reward", "samples", "train s / run"]
-    text = "## Summary (mean ± std over seeds)\n\n" + markdown_table(header, rows)
-    text += "\n## Per seed\n\n" + markdown_table(
-        ["target", "method", "seed", "coverage", "TV", "mean reward", "samples", "train s", "normalize_advantage"], per_seed)
-    return text
-
-
-def figure(path: Path, runs_dir: Path, targets, methods) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mepoly_dist.zoo.targets import boltzmann_log_density, target_points
-
-    fig, axes = plt.subplots(len(targets), len(methods) + 1, figsize=(3.2 * (len(methods) + 1), 3.2 * len(targets)), squeeze=False)
-    line = np.linspace(-1, 1, 200)
-    gx, gy = np.meshgrid(line, line)
-    for r, target in enumerate(targets):
-        points = target_points(target)
-        energy = boltzmann_log_density(np.stack([gx.ravel(), gy.ravel()], -1), points, 0.2).reshape(gx.shape)
-        axes[r, 0].imshow(np.exp(energy - energy.max()), origin="lower", extent=(-1, 1, -1, 1), cmap="magma")
-        axes[r, 0].set_title(f"{target}: target exp(r/0.2)", fontsize=9)
-        for c, method in enumerate(methods, start=1):
-            ax = axes[r, c]
-            plot_action_samples(ax, runs_dir / f"{target}__{method}__0" / "action_samples.npy")
-            ax.set_title(f"{method} (seed 0)", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", nargs="+", default=["lemniscate", "two_moons"])
-    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian", "gmm", "fpo"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    add_backend_arguments(parser)
-    parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
-    parser.add_argument("--steps", type=int, default=None, help="samples per run (default: the preset's 102,400)")
-    parser.add_argument("--quick", action="store_true", help="10 iterations per run, one seed (smoke run)")
-    parser.add_argument("--runs-dir", default="runs/bench-bandit")
-    parser.add_argument("--out", default="benchmarks/results")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.seeds = 10 * 1024, args.seeds[:1]
-    runs_dir, out = Path(args.runs_dir), Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    header = results_header("Bandit benchmark: PPO on the paper's lemniscate and two moons (section 5.2)", args.seeds)
-    jobs, results = {}, {}
-    for t in args.targets:
-        for m in args.methods:
-            for s in args.seeds:
-                run_dir = runs_dir / f"{t}__{m}__{s}"
-                finished = load_finished(run_dir) if args.reuse else None
-                if finished is not None:
-                    results[(t, m, s)] = finished
-                else:
-                    jobs[(t, m, s)] = (train_run, (t, m, s, str(run_dir), args.steps))
-
-    def report(key, m):
-        print(f"{key}: coverage {m['coverage']:.3f}  TV {m['tv_to_target']:.3f}  reward {m['mean_reward']:.3f}  "
-              f"{m['train_seconds']:.0f} s", flush=True)
-
-    if results:
-        print(f"reusing {len(results)} finished runs: {sorted(results)}", flush=True)
-    results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
-    text = header + "\n" + summarize(results, args.targets, args.methods, args.seeds)
-    name = "bandit_quick" if args.quick else "bandit"
-    figure(out / f"{name}.png", runs_dir, args.targets, args.methods)
-    text += f"\n![policies]({name}.png)\n"
-    (out / f"{name}.md").write_text(text)
-    print(text)
-
+from mepoly_dist.zoo.benchmark.bandit import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,19 +1,18 @@
-"""The Smooth World benchmark's report (benchmarks/smoothworld.py): records of runs from
-different sessions tabulated together, the summary over seeds and the target verdicts."""
+"""The Smooth World benchmark's reports (:mod:`mepoly_dist.zoo.benchmark.smoothworld`, ``_sweep`` and
+``_split``): records of runs from different sessions tabulated together, from run directories or
+from a compacted records table, the summary over seeds and the target verdicts."""
 
 from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import smoothworld  # noqa: E402
+from mepoly_dist.zoo.benchmark import smoothworld, smoothworld_split, smoothworld_sweep
 
 
 def _metrics(layout: str, method: str, seed: int, counts: list[int], episodes: int = 100) -> dict:
@@ -166,12 +165,10 @@ def test_policy_kwargs_and_hp_overrides_reach_every_run(tmp_path, monkeypatch):
 
 
 def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its_best_variant(tmp_path):
-    """benchmarks/smoothworld_sweep.py: variants from separate records directories side by side; the
+    """smoothworld_sweep: variants from separate records directories side by side; the
     settings column comes from each run's config.yml (not from the label), a variant whose seeds
     differ says so, and the verdict compares each family's best variant that passes the success bar."""
     import yaml
-
-    import smoothworld_sweep
 
     def config(run: Path, order=None, n_components=None, ent_coef=0.3, learning_rate=3e-4, **more):
         kwargs = {"net_arch": {"pi": [64, 64]}} | ({"order": order} if order else {}) | (
@@ -219,12 +216,10 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
 
 
 def test_matched_comparisons_pair_variants_trained_alike_on_their_common_seeds(tmp_path):
-    """benchmarks/smoothworld_sweep.py: a MePoly variant is matched with another method's variant
+    """smoothworld_sweep: a MePoly variant is matched with another method's variant
     only when every run of both has the same algo, steps and hyperparams (policy kwargs may differ),
     on the seeds both have; a variant whose seeds were trained differently is matched with none."""
     import yaml
-
-    import smoothworld_sweep
 
     layout = "three_goals"
     variants = {  # label -> (method, dir, {seed: (goal counts, ent_coef, policy kwargs)})
@@ -259,6 +254,133 @@ def test_matched_comparisons_pair_variants_trained_alike_on_their_common_seeds(t
     assert "Matched comparisons" in text and all(f"* {line}\n" in text for line in lines)
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _body(text: str) -> str:
+    """A report without its header (the title, then command, date, machine, software, commit and seed lines)."""
+    return text.split("\n\n", 2)[2]
+
+
+def test_a_records_table_keeps_every_value_and_tabulates_like_the_run_directories(tmp_path):
+    """Compaction: ``--records TABLE`` keeps the runs' metrics, CSV curves and config as one line per
+    run, with every value; the report made from the table is the report made from the directories."""
+    import yaml
+
+    from mepoly_dist.zoo.benchmark import records
+
+    runs_dir, out, table = tmp_path / "runs", tmp_path / "out", tmp_path / "sweep.jsonl"
+    metrics = {}
+    for seed, (counts, late) in enumerate([([40, 26, 23, 11], [0.9, 0.8, 0.7]), ([7, 92, 0, 1], [0.2, 0.3, 0.1])]):
+        for method in ("mepoly", "gmm"):
+            metrics[(method, seed)] = _write_record(runs_dir, "four_walls", method, seed, counts, late)
+            (runs_dir / f"four_walls__{method}__{seed}" / "config.yml").write_text(
+                yaml.safe_dump(dict(policy=method, hyperparams=dict(ent_coef=0.3, learning_rate="lin_3.0e-4"))))
+    common = ["--report-only", "--late", "2", "--layouts", "four_walls", "--methods", "mepoly", "gmm", "--seeds", "0", "1",
+              "--out", str(out)]
+    smoothworld.main(common + ["--runs-dir", str(runs_dir), "--name", "dirs", "--records", str(table)])
+    lines = table.read_text().splitlines()
+    assert [json.loads(line)["run"] for line in lines] == sorted(f"four_walls__{m}__{s}" for m, s in metrics)
+    kept = records.read_table(table)
+    for (method, seed), m in metrics.items():
+        record = kept[f"four_walls__{method}__{seed}"]
+        assert record.metrics == m and record.config["hyperparams"] == dict(ent_coef=0.3, learning_rate="lin_3.0e-4")
+        assert record.curves["eval_curve"] == {"timesteps": [512, 1024], "success_rate": [0.5, 1.0], "goal_entropy": [0.0, 0.3]}
+        assert record.rows("checkpoint_goal_eval")[0] == dict(timesteps=4096, episodes=20, success_rate=1.0, goal_entropy=0.99)
+    smoothworld.main(common + ["--runs-dir", str(table), "--name", "table"])
+    assert _body((out / "table.md").read_text()) == _body((out / "dirs.md").read_text())
+    assert "| four_walls | mepoly | 0 | (12.5, 12.5) | 1.00 | [40, 26, 23, 11] |" in (out / "table.md").read_text()
+    # the compaction command makes the same table from the directories
+    records.main([str(runs_dir), "--out", str(tmp_path / "compact.jsonl")])
+    assert (tmp_path / "compact.jsonl").read_text() == table.read_text()
+    with pytest.raises(SystemExit):  # a table holds no models: nothing to train or resume
+        smoothworld.main(["--runs-dir", str(table), "--layouts", "four_walls"])
+    with pytest.raises(SystemExit):  # records go to a table, not to a directory of files
+        smoothworld.main(common + ["--runs-dir", str(runs_dir), "--records", str(tmp_path / "records_dir")])
+
+
+def test_a_rebuild_keeps_the_hand_written_notes_and_the_figures_drawn_from_the_models(tmp_path):
+    """A report made again from its records keeps everything below the notes marker; figures drawn
+    from the models when the runs were made stay, their panels named from the records' drift lengths."""
+    from mepoly_dist.zoo.benchmark.records import compact, write_table
+    from mepoly_dist.zoo.benchmark.results import NOTES_MARKER
+
+    runs_dir, out, table = tmp_path / "runs", tmp_path / "out", tmp_path / "t.jsonl"
+    for seed in (0, 1):
+        for method in ("mepoly", "gmm"):
+            _write_record(runs_dir, "two_walls", method, seed, [60, 40], [0.5])
+    kept = {r.name: r for r in compact(sorted(runs_dir.iterdir()))}
+    kept["two_walls__mepoly__1"].notes["drift_mean"] = 0.456  # seed 0's model was gone when the figures were drawn
+    kept["two_walls__gmm__0"].notes["drift_mean"] = 0.7
+    write_table(table, kept.values())
+    args = ["--report-only", "--late", "0", "--runs-dir", str(table), "--layouts", "two_walls", "--methods", "mepoly", "gmm",
+            "--seeds", "0", "1", "--out", str(out), "--name", "r"]
+    smoothworld.main(args)
+    text = (out / "r.md").read_text()
+    assert "No figures: none of these runs has a saved model" in text and not list(out.glob("*.png"))
+    (out / "r.png").write_bytes(b"fans")
+    (out / "r_drift.png").write_bytes(b"drift")
+    notes = NOTES_MARKER + "\n## Reading\n\nWritten by hand.\n"
+    (out / "r.md").write_text(text + "\n" + notes)
+    smoothworld.main(args)
+    text = (out / "r.md").read_text()
+    assert "![trajectory fans](r.png)" in text and "![drift fields](r_drift.png)" in text
+    assert "Trajectory fans (30 episodes per start): two_walls mepoly seed 1, two_walls gmm seed 0." in text
+    assert "Panels: two_walls mepoly seed 1 (mean |drift| 0.46), two_walls gmm seed 0 (mean |drift| 0.70)." in text
+    assert text.endswith("\n\n" + notes) and text.count(NOTES_MARKER) == 1
+    assert (out / "r.png").read_bytes() == b"fans"
+
+
+def test_reports_rebuilds_the_listed_reports_and_refuses_commands_that_could_train(tmp_path):
+    """``python benchmarks/reports.py``: every report of a folder's reports.yml, by its command, from the
+    repository root; the report's header names that command."""
+    import yaml
+
+    from mepoly_dist.zoo.benchmark import records, reports
+
+    root = tmp_path / "repo"
+    (root / "benchmarks").mkdir(parents=True)
+    (root / "benchmarks" / "smoothworld.py").write_text(
+        "from mepoly_dist.zoo.benchmark.smoothworld import main\n\nif __name__ == '__main__':\n    main()\n")
+    folder = root / "benchmarks" / "results" / "smoothworld"
+    for seed in (0, 1):
+        _write_record(tmp_path / "runs", "two_walls", "mepoly", seed, [60, 40], [0.5])
+    records.main([str(tmp_path / "runs"), "--out", str(folder / "records" / "t.jsonl")])
+    command = ("python benchmarks/smoothworld.py --report-only --late 0 --runs-dir benchmarks/results/smoothworld/records/t.jsonl "
+               "--layouts two_walls --methods mepoly --seeds 0 1 --name r")
+    (folder / "reports.yml").write_text(yaml.safe_dump([dict(report="r.md", command=command)]))
+    assert reports.find_reports(root / "benchmarks" / "results") == [dict(folder=folder, report="r.md", command=command)]
+    reports.main(["--results", str(root / "benchmarks" / "results")])
+    text = (folder / "r.md").read_text()
+    assert f"* command: `{command}`" in text and "| two_walls | mepoly | 2 | 1.00 [1.00] |" in text
+    for risky in ("python benchmarks/smoothworld.py --runs-dir runs/x", "python -c 'print(1)'"):
+        with pytest.raises(ValueError):
+            reports.run_command(risky)
+    with pytest.raises(SystemExit):
+        reports.main(["--results", str(root / "benchmarks" / "results"), "no_such_report.md"])
+
+
+@pytest.mark.skipif(not (REPO / "benchmarks" / "results" / "smoothworld" / "reports.yml").exists(),
+                    reason="needs the repository's benchmarks/ folder")
+def test_the_committed_records_rebuild_the_committed_reports(tmp_path):
+    """Each report of benchmarks/results/smoothworld/reports.yml, rebuilt from the committed records
+    tables (in a copy of benchmarks/), is the committed report: the same command, tables, verdicts,
+    figure captions and notes; only the date, machine and commit lines may differ."""
+    import shutil
+
+    from mepoly_dist.zoo.benchmark import reports
+
+    shutil.copytree(REPO / "benchmarks", tmp_path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    listed = reports.find_reports(tmp_path / "benchmarks" / "results")
+    assert len(listed) >= 8
+    reports.main(["--results", str(tmp_path / "benchmarks" / "results")])
+    for entry in listed:
+        committed = (REPO / "benchmarks" / "results" / entry["folder"].name / entry["report"]).read_text()
+        rebuilt = (entry["folder"] / entry["report"]).read_text()
+        assert f"* command: `{entry['command']}`" in committed.splitlines(), entry["report"]
+        assert _body(rebuilt) == _body(committed), entry["report"]
+
+
 class _SplitPilot:
     """A scripted SB3-like policy on three_goals: from x < 13.6 full speed to the lower-left goal's
     centre (7.5, 7.5), otherwise to the lower-right one (17.5, 7.5) (deterministic)."""
@@ -271,10 +393,8 @@ class _SplitPilot:
 
 
 def test_split_point_of_a_scripted_policy_and_the_interpolation():
-    """benchmarks/smoothworld_split.py: a policy that turns left below x = 13.6 splits between the
+    """smoothworld_split: a policy that turns left below x = 13.6 splits between the
     starts 13.5 and 14.0; the crossings interpolate linearly (checked by hand)."""
-    import smoothworld_split
-
     xs = np.arange(12.0, 15.01, 0.5)
     counts = smoothworld_split.split_counts(_SplitPilot(), "three_goals", xs, 9.5, episodes=4)
     assert counts.shape == (len(xs), 4) and (counts[:, 0] == 0).all() and (counts[:, 3] == 0).all()  # no timeouts, no top goal

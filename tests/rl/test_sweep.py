@@ -1,15 +1,16 @@
-"""Benchmark sweeps (benchmarks/_common.run_parallel): the same jobs on local processes and on a
-local Ray Tune instance give results keyed the same way."""
+"""Benchmark sweeps (:func:`mepoly_dist.zoo.benchmark.sweep.run_parallel`): the same jobs on local
+processes and on a local Ray Tune instance give results keyed the same way.  Needs the ``[sweep]``
+extra: ``pytest -m sweep``."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _common import load_finished, run_parallel, train_run  # noqa: E402
+from mepoly_dist.zoo.benchmark.sweep import load_finished, run_parallel, train_run
+
+pytestmark = pytest.mark.sweep
 
 
 def _jobs(root: Path) -> dict:

@@ -1,18 +1,15 @@
-"""The Table 1 report (benchmarks/maniskill_il.py) keeps a command that rebuilds each run after its preset changed."""
+"""The Table 1 report (:mod:`mepoly_il.benchmark`, ``benchmarks/maniskill_il.py``) keeps a command that
+rebuilds each run after its preset changed."""
 
 from __future__ import annotations
 
 import copy
 import shlex
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("mepoly_il")
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-from maniskill_il import preset_drift, schedule  # noqa: E402
-
+from mepoly_il.benchmark import preset_drift, schedule  # noqa: E402
 from mepoly_il.train import load_preset, parse_override  # noqa: E402
 
 

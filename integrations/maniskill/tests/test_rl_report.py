@@ -1,19 +1,17 @@
-"""The PPO learning-curve report (benchmarks/maniskill_rl.py): finished and stopped runs side by side,
-read from their run directories without training or evaluating anything."""
+"""The PPO learning-curve report (:mod:`mepoly_maniskill.benchmark.rl`, ``benchmarks/maniskill_rl.py``):
+finished and stopped runs side by side, read from their run directories without training or evaluating anything."""
 
 from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 pytest.importorskip("mepoly_maniskill")
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-import maniskill_rl  # noqa: E402
+from mepoly_maniskill.benchmark import rl as maniskill_rl  # noqa: E402
 
 
 def _run_dir(root: Path, method: str, curve: list[tuple[int, float, float]], budget: int, metrics: dict | None) -> None:
