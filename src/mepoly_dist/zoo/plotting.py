@@ -29,12 +29,37 @@ def _pyplot():
     return plt
 
 
-def plot_density_comparison(path, dist, target_log_density, points=None, samples=None, title: str = ""):
-    """Three panels: target density, MePoly density, MePoly samples over the target points.
+#: colours of the bandit figures: policy samples (orange) under the target points (dark blue)
+SAMPLE_COLOR, POINT_COLOR = "#fb8500", "#023047"
 
-    ``dist`` may be ``None`` for a policy without an explicit density: the middle panel then
-    shows the histogram of ``samples`` (required in that case).
+
+def _colorbar(fig, ax, image, label: str):
+    """A colorbar beside ``ax``, as tall as it (a ``None`` image: an empty slot of the same width, so
+    that panels with and without a colorbar keep one size)."""
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.08)
+    if image is None:
+        cax.axis("off")
+        return None
+    bar = fig.colorbar(image, cax=cax)
+    bar.set_label(label)
+    return bar
+
+
+def plot_density_comparison(path, dist, target_log_density, points=None, samples=None, title: str = "", alpha: float | None = None):
+    """Three panels: the target density, the policy's density (MePoly's exact one, or a histogram of
+    ``samples``) and the policy's samples under the target points, on ``[-1, 1]^2``.
+
+    Both densities are normalized on the square and drawn on one colour scale (each with its
+    colorbar; policy pixels above the target's peak and the policy's 99.5th percentile saturate,
+    and the colorbar then says so); the target points are drawn over the samples (dark blue over
+    orange) so that the shape to be covered stays visible, with a legend of both.  ``dist`` may be ``None`` for a policy without an explicit
+    density: the middle panel then shows the histogram of ``samples`` (required in that case).
+    ``alpha`` (the Boltzmann temperature) goes into the target's title.
     """
+    from matplotlib.lines import Line2D
+
     plt = _pyplot()
     resolution = 200
     line = np.linspace(-1, 1, resolution)
@@ -42,36 +67,48 @@ def plot_density_comparison(path, dist, target_log_density, points=None, samples
     target = target_log_density(np.stack([gx.ravel(), gy.ravel()], -1)).reshape(gx.shape)
     target = np.exp(target - target.max())
     target /= target.sum() * (2 / (resolution - 1)) ** 2
-    ncols = 3 if samples is not None else 2
-    fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 4.2))
-    extent = (-1, 1, -1, 1)
-    axes[0].imshow(target, origin="lower", extent=extent, cmap="magma")
-    axes[0].set_title("target exp(r / alpha)")
+    if dist is None and samples is None:
+        raise ValueError("a policy without a density needs samples for its histogram")
     if dist is not None:
-        axes[1].imshow(density_grid(dist, resolution), origin="lower", extent=extent, cmap="magma")
-        axes[1].set_title(f"MePoly density (order {dist.family.order})")
+        policy = density_grid(dist, resolution)
+        policy_title = f"MePoly density (order {dist.family.order})"
     else:
-        if samples is None:
-            raise ValueError("a policy without a density needs samples for its histogram")
-        hist, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=64, range=[[-1, 1], [-1, 1]], density=True)
-        axes[1].imshow(hist, origin="lower", extent=extent, cmap="magma")
-        axes[1].set_title("policy action histogram")
+        policy, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=64, range=[[-1, 1], [-1, 1]], density=True)
+        policy_title = f"policy: histogram of {len(samples):,} actions"
+    # one colour scale for both densities, so that they compare; a few policy pixels above the
+    # target's peak (a sharp mode, a histogram's corner bin) saturate instead of darkening the rest
+    vmax = max(float(target.max()), float(np.percentile(policy, 99.5)))
+    ncols = 3 if samples is not None else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(4.6 * ncols, 4.4))
+    extent = (-1, 1, -1, 1)
+    for ax, density, panel_title in ((axes[0], target, "target  exp(r / alpha)" if alpha is None else f"target  exp(r / {alpha:g})"),
+                                     (axes[1], policy, policy_title)):
+        image = ax.imshow(density, origin="lower", extent=extent, cmap="magma", vmin=0.0, vmax=vmax)
+        ax.set_title(panel_title)
+        bar = _colorbar(fig, ax, image, "density")
+        if density.max() > vmax:
+            bar.set_label(f"density (clipped; max {density.max():.3g})")
     if samples is not None:
+        ax = axes[2]
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c=SAMPLE_COLOR, alpha=0.5, linewidths=0, zorder=1, rasterized=True)
+        handles = [Line2D([], [], ls="", marker="o", ms=6, color=SAMPLE_COLOR, label=f"policy samples ({len(samples):,})")]
         if points is not None:
-            axes[2].scatter(points[:, 0], points[:, 1], s=1, c="#8ecae6", alpha=0.5, label="target points")
-        axes[2].scatter(samples[:, 0], samples[:, 1], s=1, c="#fb8500", alpha=0.4, label="policy samples")
-        axes[2].set_xlim(-1, 1)
-        axes[2].set_ylim(-1, 1)
-        axes[2].set_aspect("equal")
-        axes[2].set_title("samples")
-        axes[2].legend(loc="lower right", markerscale=6, fontsize=7)
+            ax.scatter(points[:, 0], points[:, 1], s=3, c=POINT_COLOR, linewidths=0, zorder=2, rasterized=True)
+            handles.insert(0, Line2D([], [], ls="", marker="o", ms=6, color=POINT_COLOR, label=f"target points ({len(points):,})"))
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+        ax.set_aspect("equal")
+        ax.set_title("samples and target points")
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=8.5, frameon=False,
+                  handletextpad=0.1, columnspacing=1.0)
+        _colorbar(fig, ax, None, "")
     for ax in axes:
         ax.set_xticks([-1, 0, 1])
         ax.set_yticks([-1, 0, 1])
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # "tight": the legend under the samples panel
     plt.close(fig)
 
 
@@ -92,7 +129,7 @@ def plot_policy_density(path, policy, points, alpha: float, samples, title: str 
 
                 family = MePolyFamily(**family.config)
             dist = type(dist)(dist.natural_params[0].cpu().to(family.dtype), family)
-    plot_density_comparison(path, dist, lambda x: boltzmann_log_density(x, points, alpha), points, samples[:20000], title=title)
+    plot_density_comparison(path, dist, lambda x: boltzmann_log_density(x, points, alpha), points, samples[:20000], title=title, alpha=alpha)
 
 
 def draw_trajectories(ax, trajectories, linewidth: float = 1.5, ends: bool = True):
@@ -137,19 +174,46 @@ def draw_drift_field(ax, field: dict):
     return quiver
 
 
-def plot_learning_curves(path, curves: dict, ylabel: str = "episode reward", title: str = ""):
-    """One line per name: ``curves[name] = (timesteps, values)``."""
+def plot_learning_curves(path, curves: dict, ylabel: str = "episode reward", title: str = "", smoothing: str | None = None,
+                         evaluations: dict | None = None, evaluation_label: str = "at each checkpoint, not smoothed"):
+    """One line per name: ``curves[name] = (timesteps, values)``; ``smoothing`` says how the values
+    were smoothed (it is written under ``ylabel``, e.g. "moving average of 1,024 episodes").
+
+    ``evaluations`` (``label -> (timesteps, values)``, e.g. TV to the target, coverage, success
+    rate, goal entropy) get a second panel with markers at the evaluated steps, on a [0, 1] axis
+    when every value lies in it; ``evaluation_label`` describes them."""
+    from matplotlib.ticker import EngFormatter
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    evaluations = {label: curve for label, curve in (evaluations or {}).items() if len(curve[0])}
+    ncols = 2 if evaluations else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.2), squeeze=False, sharex=True)
+    ax = axes[0, 0]
     for name, (steps, values) in curves.items():
         ax.plot(np.asarray(steps), np.asarray(values), label=name)
     ax.set_xlabel("environment steps")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    ax.set_ylabel(f"{ylabel}\n({smoothing})" if smoothing else ylabel)
     if len(curves) > 1:
         ax.legend()
-    ax.grid(alpha=0.3)
+    if evaluations:
+        ax.set_title("training episodes")
+        eval_ax = axes[0, 1]
+        for label, (steps, values) in evaluations.items():
+            eval_ax.plot(np.asarray(steps), np.asarray(values), marker="o", ms=3.5, label=label)
+        everything = np.concatenate([np.asarray(values, dtype=float).ravel() for _, values in evaluations.values()])
+        everything = everything[np.isfinite(everything)]
+        if everything.size and everything.min() >= 0.0 and everything.max() <= 1.0:
+            eval_ax.set_ylim(-0.02, 1.02)
+        eval_ax.set_xlabel("environment steps")
+        eval_ax.set_ylabel("value")
+        eval_ax.set_title(f"evaluation ({evaluation_label})")
+        eval_ax.legend(fontsize=8, loc="best")
+        eval_ax.tick_params(labelbottom=True)
+    for ax in axes.ravel():
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title) if evaluations else axes[0, 0].set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
