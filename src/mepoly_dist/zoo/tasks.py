@@ -20,6 +20,7 @@ and ``mepoly train maniskill/PushCube-v1`` works once it is installed, while not
 from __future__ import annotations
 
 import functools
+import inspect
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ import numpy as np
 
 from .envs import BANDIT_ID, SMOOTH_WORLD_ID
 
-__all__ = ["Task", "BanditTask", "SmoothWorldTask", "register_task", "find_task", "registered_tasks", "all_aliases", "all_presets", "ENTRY_POINT_GROUP"]
+__all__ = ["Task", "BanditTask", "SmoothWorldTask", "register_task", "find_task", "registered_tasks", "all_aliases", "all_presets",
+           "constructor_keywords", "ENTRY_POINT_GROUP"]
 
 #: the entry-point group in which installed packages declare their :class:`Task` classes
 ENTRY_POINT_GROUP = "mepoly_dist.tasks"
@@ -37,14 +39,38 @@ ENTRY_POINT_GROUP = "mepoly_dist.tasks"
 KNOWN_PLUGINS = {"maniskill/": "the ManiSkill integration: pip install -e integrations/maniskill (see its README)"}
 
 
+def constructor_keywords(target) -> frozenset[str] | None:
+    """The keyword arguments that ``target`` (a class or a function) accepts, or ``None`` if it takes
+    any (``**kwargs`` that reach no constructor with a fixed list).
+
+    A class's keywords are those of its ``__init__`` and, while that passes ``**kwargs`` on, of the
+    ``__init__`` of the classes after it in the MRO (the ``super().__init__(**kwargs)`` chain of SB3's
+    algorithms and policies)."""
+    if not isinstance(target, type):
+        parameters = inspect.signature(target).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        return frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    names: set[str] = set()
+    for cls in target.__mro__:
+        if "__init__" not in vars(cls) or cls is object:
+            continue
+        parameters = list(inspect.signature(vars(cls)["__init__"]).parameters.values())[1:]  # without self
+        names.update(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return frozenset(names)
+    return None
+
+
 class Task:
     """A family of environments that ``mepoly train`` can run; the base class runs any gymnasium id
     through SB3's ``make_vec_env`` and evaluates with SB3's ``evaluate_policy``.
 
     Subclasses override what differs: :meth:`matches` (which ids), :meth:`make_vec_env`,
     :attr:`monitor_keywords` (``info`` keys recorded per episode), :meth:`presets` and
-    :attr:`default_preset`, :meth:`aliases`, :meth:`quick_metrics` (learning curves; a task
-    without them returns ``{}``) and :meth:`evaluate` (final metrics and plots).
+    :attr:`default_preset`, :meth:`aliases`, :meth:`env_keywords` (what ``--env-kwargs`` may
+    set), :meth:`quick_metrics` (learning curves; a task without them returns ``{}``) and
+    :meth:`evaluate` (final metrics and plots).
     """
 
     #: ``info`` keys that SB3's ``VecMonitor`` writes to the monitor file, per episode
@@ -72,6 +98,24 @@ class Task:
         from stable_baselines3.common.env_util import make_vec_env
 
         return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+
+    def env_keywords(self, env_id: str) -> frozenset[str] | None:
+        """The keyword arguments that :meth:`make_vec_env` accepts in ``env_kwargs`` for ``env_id``, or
+        ``None`` where that is not known (then ``mepoly train`` passes any on unchecked).
+
+        The base class answers for gymnasium ids: the constructor of the id's entry point plus
+        ``gymnasium.make``'s own ``max_episode_steps`` and ``disable_env_checker``.  A task with its
+        own :meth:`make_vec_env` answers ``None`` unless it overrides this method too."""
+        if type(self).make_vec_env is not Task.make_vec_env:
+            return None
+        import gymnasium as gym
+        from gymnasium.envs.registration import load_env_creator
+
+        if env_id not in gym.registry:
+            return None
+        entry_point = gym.spec(env_id).entry_point
+        names = constructor_keywords(entry_point if callable(entry_point) else load_env_creator(entry_point))
+        return None if names is None else names | {"max_episode_steps", "disable_env_checker"}
 
     def quick_metrics(self, config, policy) -> dict[str, float]:
         """Cheap metrics recorded at every checkpoint (TensorBoard ``eval/*`` and ``eval_curve.csv``)."""
@@ -101,6 +145,13 @@ class _PaperTask(Task):
         from .envs import make_vec_env
 
         return make_vec_env(env_id, n_envs=n_envs, seed=seed, monitor=False, **env_kwargs)
+
+    def env_keywords(self, env_id: str) -> frozenset[str] | None:
+        """The constructor keywords of the batched VecEnv (``num_envs`` is the run's ``n_envs``)."""
+        from .envs.vector import BanditVecEnv, SmoothWorldVecEnv
+
+        vec_env_class = {BANDIT_ID: BanditVecEnv, SMOOTH_WORLD_ID: SmoothWorldVecEnv}[env_id]
+        return constructor_keywords(vec_env_class) - {"num_envs"}
 
 
 class BanditTask(_PaperTask):
