@@ -3,8 +3,12 @@ evaluation, and the metrics they report."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sys
+import types
+import zipfile
 
 import numpy as np
 import pytest
@@ -186,3 +190,114 @@ def test_seeded_evaluation_leaves_the_training_rng_alone():
     rollouts.evaluate_bandit_policy(model.policy, np.zeros((1, 2)), alpha=0.2, num_samples=100, seed=0)
     rollouts.rollout_from_start(model.policy, "four_walls", (12.5, 12.5), episodes=2, seed=0, max_steps=3)
     assert torch.equal(torch.rand(3), expected)
+
+
+@contextlib.contextmanager
+def _pickled_under(old_paths: dict):
+    """Classes pickle by reference to the module paths of ``old_paths`` (``class -> module``) while
+    this is active, as they did before the package split: each module is registered (with its
+    parent packages) and holds the class, whose ``__module__`` names it.  Afterwards the modules
+    are gone again, so a zip saved meanwhile refers to modules that do not exist, like an old run's."""
+    added, renamed = [], {}
+    for cls, module in old_paths.items():
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):
+            name = ".".join(parts[:i])
+            if name not in sys.modules:
+                sys.modules[name] = types.ModuleType(name)
+                added.append(name)
+        setattr(sys.modules[module], cls.__qualname__, cls)
+        renamed[cls] = cls.__module__
+        cls.__module__ = module
+    try:
+        yield
+    finally:
+        for cls, module in renamed.items():
+            cls.__module__ = module
+        for name in added:
+            del sys.modules[name]
+
+
+def _zip_data(path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("data"))
+
+
+def test_runs_saved_before_the_package_split_still_load(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    from mepoly_dist.zoo.baselines.gmm import GMMActorCriticPolicy
+    from mepoly_dist.zoo.train import load_model
+
+    out = tmp_path / "gmm"
+    _train(out, "lemniscate", "--policy", "gmm", "--steps", "1024", "--hp", "n_epochs=1")
+    _, model = load_model(out)
+    model.learning_rate.__module__ = "mepoly_dist.train"  # where linear_schedule lived
+    with _pickled_under({GMMActorCriticPolicy: "mepoly_dist.baselines.gmm"}):
+        model.save(out / "model.zip")
+    assert _zip_data(out / "model.zip")["policy_class"]["__module__"] == "mepoly_dist.baselines.gmm"
+    with pytest.raises(ModuleNotFoundError, match="mepoly_dist.baselines"):
+        PPO.load(out / "model.zip")  # what SB3 alone does with such a zip
+
+    main(["eval", str(out), "--samples", "2000"])
+    assert json.loads((out / "metrics.json").read_text())["num_samples"] == 2000
+    _, loaded = load_model(out)
+    assert type(loaded.policy) is GMMActorCriticPolicy
+    obs = np.zeros((5, 1), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    assert loaded.learning_rate(0.5) == pytest.approx(1e-3)  # the preset's lin_2e-3, halfway
+
+
+def test_fpo_runs_saved_before_the_package_split_load_and_train_on(tmp_path):
+    from mepoly_dist.zoo.baselines.fpo import FPOPolicy, FPORolloutBuffer
+    from mepoly_dist.zoo.train import build_model, load_model, make_env
+
+    config = resolve_config("lemniscate", "fpo", n_envs=8, hp=["batch_size=8", "num_fpo_samples=4"], policy_kwargs=["flow_steps=2"])
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(config.to_dict()))
+    env = make_env(config, seed=0)
+    model = build_model(config, env)
+    with _pickled_under({FPOPolicy: "mepoly_dist.baselines.fpo", FPORolloutBuffer: "mepoly_dist.baselines.fpo"}):
+        model.save(tmp_path / "model.zip")
+    data = _zip_data(tmp_path / "model.zip")
+    assert data["policy_class"]["__module__"] == data["rollout_buffer_class"]["__module__"] == "mepoly_dist.baselines.fpo"
+    _, loaded = load_model(tmp_path, env=env)
+    assert type(loaded.policy) is FPOPolicy and loaded.rollout_buffer_class is FPORolloutBuffer
+    loaded.learn(16)  # the rollout buffer of FPO works
+    assert loaded.num_timesteps == 16
+    env.close()
+
+
+class _Gone:
+    """A class standing for one that a later version no longer has."""
+
+
+def test_a_model_that_refers_to_a_missing_module_fails_with_a_clear_message(tmp_path, capsys):
+    from mepoly_dist.zoo.train import ConfigError, build_model, load_model, make_env
+
+    config = resolve_config("lemniscate", "mepoly", n_envs=4, policy_kwargs=["order=4"])
+    (tmp_path / "config.yml").write_text(yaml.safe_dump(config.to_dict()))
+    env = make_env(config, seed=0)
+    model = build_model(config, env)
+    model.extra_class = _Gone  # saved with the model's attributes, pickled by its module path
+    with _pickled_under({_Gone: "mepoly_dist.removed_module"}):
+        model.save(tmp_path / "model.zip")
+    env.close()
+    with pytest.raises(ConfigError, match="refers to the module 'mepoly_dist.removed_module', which mepoly-dist .* does not have"):
+        load_model(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "mepoly_dist.removed_module" in err
+
+
+def test_learning_curves_show_the_checkpoint_evaluations(tmp_path):
+    import matplotlib.image
+
+    out = tmp_path / "run"
+    _train(out, "lemniscate", "--steps", "3072", "--checkpoint-every", "2048", "--hp", "n_epochs=1")
+    rows = (out / "eval_curve.csv").read_text().splitlines()
+    assert rows[0] == "timesteps,tv_to_target,coverage,mean_reward"
+    # evaluated at the first step, after 2048 more, and at the end of the run
+    assert [int(row.split(",")[0]) for row in rows[1:]] == [1024, 3072]
+    height, width = matplotlib.image.imread(out / "learning_curves.png").shape[:2]
+    assert width > 2.5 * height  # two panels: training episodes and the evaluations

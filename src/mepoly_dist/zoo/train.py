@@ -25,8 +25,10 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import difflib
 import json
 import re
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -37,13 +39,22 @@ import numpy as np
 import torch
 import yaml
 
-from .tasks import all_aliases, all_presets, find_task
+from .tasks import all_aliases, all_presets, constructor_keywords, find_task
 
-__all__ = ["POLICIES", "RunConfig", "resolve_config", "train", "evaluate_run", "latest_checkpoint", "load_model", "build_model", "make_env"]
+__all__ = ["POLICIES", "ALGORITHMS", "ConfigError", "RunConfig", "resolve_config", "train", "evaluate_run", "latest_checkpoint", "load_model",
+           "build_model", "make_env"]
 
 POLICIES = ("mepoly", "gaussian", "gmm", "fpo")
+#: the algorithms of ``--algo`` (:func:`_algorithms` maps them to their classes)
+ALGORITHMS = ("ppo", "maxent_ppo", "a2c", "trpo", "fpo")
 #: the paper's entropy coefficient / target temperature on the bandit (section 5.2)
 PAPER_ALPHA = 0.2
+
+
+class ConfigError(ValueError):
+    """A run's settings are wrong: an unknown environment, policy, hyperparameter or keyword, or a
+    value that its environment or model rejects.  Raised before a run writes anything (``mepoly
+    train`` reports it in one line, with exit code 2); the message names what is accepted."""
 
 
 def _algorithms() -> dict:
@@ -66,8 +77,32 @@ def _policy_class(policy: str, algo: str = "ppo"):
 
         return GMMActorCriticPolicy
     if policy == "fpo" and algo != "fpo":
-        raise ValueError(f"policy 'fpo' needs algo 'fpo' (flow policy optimization), got {algo!r}")
+        raise ConfigError(f"policy 'fpo' needs algo 'fpo' (flow policy optimization), got {algo!r}")
     return "MlpPolicy"  # SB3's Gaussian, or FPO's flow policy (FPO.policy_aliases)
+
+
+def _resolved_policy_class(policy: str, algo: str) -> type:
+    """The class behind ``_policy_class`` (``"MlpPolicy"`` through the algorithm's ``policy_aliases``)."""
+    found = _policy_class(policy, algo)
+    return _algorithms()[algo].policy_aliases[found] if isinstance(found, str) else found
+
+
+def _did_you_mean(name: str, candidates) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``candidates`` (difflib, as rl-zoo3 does for env ids), else ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keywords(given, accepted, what: str, owner: str, reserved: dict | None = None) -> None:
+    """Raise :class:`ConfigError` for a key of ``given`` that is ``reserved`` (set by the run itself,
+    ``key -> how``) or not in ``accepted`` (``None``: anything goes), the keywords of ``owner``."""
+    reserved = reserved or {}
+    for key in given:
+        if key in reserved:
+            raise ConfigError(f"{what} {key!r} is set by the run: {reserved[key]}")
+        if accepted is not None and key not in accepted:
+            names = sorted(set(accepted) - set(reserved))
+            raise ConfigError(f"unknown {what} {key!r}{_did_you_mean(key, names)}; {owner} takes: {', '.join(names)}")
 
 
 def load_presets() -> dict:
@@ -120,20 +155,94 @@ def _parse_overrides(items, option: str) -> dict:
     out = {}
     for item in items or ():
         if "=" not in item:
-            raise ValueError(f"{option} expects key=value, got {item!r}")
+            raise ConfigError(f"{option} expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{option} {item!r}: the value is not valid YAML ({str(error).splitlines()[0]})") from None
     return out
+
+
+#: keyword arguments of the algorithm that a run sets itself, and where from
+_SET_BY_RUN = {"policy": "use --policy", "env": "use ENV", "policy_kwargs": "use --policy-kwargs", "seed": "use --seed",
+               "verbose": "use --verbose", "tensorboard_log": "the run directory's tb/ (use --out)", "_init_setup_model": "SB3 sets it"}
+#: hyperparameters that are the run's, not the algorithm's (``target_entropy``: the EntropyTarget callback's)
+_RUN_HYPERPARAMS = {"target_entropy"}
+#: arguments of a policy's constructor that SB3 passes itself
+_SET_BY_SB3 = {"observation_space": "the environment's", "action_space": "the environment's", "lr_schedule": "use --hp learning_rate=..."}
+#: hyperparameters of SB3's on-policy algorithms that must be positive integers (SB3 checks some of them only when it trains)
+_POSITIVE_HYPERPARAMS = ("n_steps", "batch_size", "n_epochs")
+
+
+def _policy_keywords(policy_class: type) -> frozenset[str] | None:
+    """The ``policy_kwargs`` that ``policy_class`` accepts: its constructor's keywords and, for a
+    policy built around an action head (``head_distribution(action_dim, **options)``, e.g. MePoly's),
+    the head's options, which its constructor passes on."""
+    names = constructor_keywords(policy_class)
+    head = getattr(policy_class, "head_distribution", None)
+    if names is None or head is None:
+        return names
+    options = constructor_keywords(head)
+    return None if options is None else names | (options - {"action_dim"})
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not float(value).is_integer() or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_config(config: RunConfig) -> None:
+    """Everything about ``config`` that can be checked without building the environment or the
+    model: the algorithm, the policy, the names of every override and the sizes."""
+    if config.algo not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {config.algo!r}{_did_you_mean(config.algo, ALGORITHMS)}; accepted: {', '.join(ALGORITHMS)}")
+    if config.algo == "fpo" and config.policy != "fpo":
+        raise ConfigError(f"algo 'fpo' trains only its flow policy (policy 'fpo'), got policy {config.policy!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
+        raise ConfigError(f"seed must be an integer in [0, 2**32), got {config.seed!r}")
+    for name in ("n_envs", "n_timesteps", "checkpoint_every", "eval_episodes"):
+        _positive_int(name, getattr(config, name))
+    algo = _algorithms()[config.algo]
+    _check_keywords(set(config.hyperparams) - _RUN_HYPERPARAMS, constructor_keywords(algo), "hyperparameter", f"{algo.__name__}",
+                    _SET_BY_RUN)
+    for key in _POSITIVE_HYPERPARAMS:
+        if key in config.hyperparams:
+            _positive_int(f"hyperparameter {key}", config.hyperparams[key])
+    policy_class = _resolved_policy_class(config.policy, config.algo)
+    _check_keywords(config.policy_kwargs, _policy_keywords(policy_class), "policy kwarg", f"{policy_class.__name__} (--policy {config.policy})",
+                    _SET_BY_SB3)
+    activation = config.policy_kwargs.get("activation_fn")
+    if isinstance(activation, str) and not isinstance(getattr(torch.nn, activation, None), type):
+        raise ConfigError(f"policy kwarg activation_fn={activation!r} is not a torch.nn module{_did_you_mean(activation, dir(torch.nn))}")
+    _check_keywords(config.env_kwargs, find_task(config.env_id).env_keywords(config.env_id), "env kwarg", config.env_id)
+    try:
+        _learned_ent_coef(config, action_dim=1)  # a malformed ent_coef="auto..." / target_entropy
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=(), env_kwargs=(), n_timesteps=None, n_envs=None,
                    checkpoint_every=None, algo: str | None = None) -> RunConfig:
     """Preset for ``env`` (an alias or a gymnasium id) and ``policy``, with overrides applied
-    (``algo`` replaces the preset's algorithm, e.g. ``maxent_ppo`` for a ``ppo`` preset)."""
+    (``algo`` replaces the preset's algorithm, e.g. ``maxent_ppo`` for a ``ppo`` preset).
+
+    Raises :class:`ConfigError` (a ``ValueError``) naming the accepted values for an unknown
+    environment, policy or algorithm, for a hyperparameter that is not a keyword of the algorithm's
+    constructor, a policy kwarg that the policy does not take, an env kwarg that the environment's
+    constructor does not take (where its task knows, :meth:`~mepoly_dist.zoo.tasks.Task.env_keywords`),
+    and for sizes that are not positive."""
     if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
-    env_id, alias_kwargs = all_aliases().get(env, (env, {}))
-    task = find_task(env_id)
+        raise ConfigError(f"unknown policy {policy!r}{_did_you_mean(policy, POLICIES)}; accepted: {', '.join(POLICIES)}")
+    aliases = all_aliases()
+    env_id, alias_kwargs = aliases.get(env, (env, {}))
+    try:
+        task = find_task(env_id)
+    except ValueError as error:
+        import gymnasium as gym
+
+        raise ConfigError(f"{error}{_did_you_mean(env, [*aliases, *gym.registry])}") from None
     presets = load_presets()
     fallback = task.default_preset
     preset = copy.deepcopy(presets.get(env_id, presets[fallback])[policy])
@@ -144,16 +253,14 @@ def resolve_config(env: str, policy: str, seed: int = 0, hp=(), policy_kwargs=()
         name=env.replace("/", "-"),
         env_kwargs={**alias_kwargs, **preset.pop("env_kwargs", {}), **_parse_overrides(env_kwargs, "--env-kwargs")},
         algo=algo or preset.pop("algo"),
-        n_envs=int(n_envs or preset.pop("n_envs")),
-        n_timesteps=int(n_timesteps or preset.pop("n_timesteps")),
-        checkpoint_every=int(checkpoint_every or preset.pop("checkpoint_every")),
+        n_envs=_positive_int("n_envs", preset.pop("n_envs") if n_envs is None else n_envs),
+        n_timesteps=_positive_int("n_timesteps (--steps)", preset.pop("n_timesteps") if n_timesteps is None else n_timesteps),
+        checkpoint_every=_positive_int("checkpoint_every", preset.pop("checkpoint_every") if checkpoint_every is None else checkpoint_every),
         eval_episodes=int(preset.pop("eval_episodes", RunConfig.eval_episodes)),
         policy_kwargs={**preset.pop("policy_kwargs", {}), **_parse_overrides(policy_kwargs, "--policy-kwargs")},
         hyperparams={**preset.pop("hyperparams", {}), **_parse_overrides(hp, "--hp")},
     )
-    if config.algo not in _algorithms():
-        raise ValueError(f"unknown algorithm {config.algo!r}; expected one of {sorted(_algorithms())}")
-    _learned_ent_coef(config, action_dim=1)  # a malformed ent_coef="auto..." / target_entropy fails here, before any work
+    _check_config(config)
     return config
 
 
@@ -236,19 +343,53 @@ def build_model(config: RunConfig, env, run_dir: Path | None = None, verbose: in
         )
 
 
+def _pickled_classes(config: RunConfig) -> dict:
+    """The classes that SB3 pickles by module path into a model zip, from the run's config.
+
+    A model zip stores its policy class (and FPO its rollout buffer class) as a reference to the
+    module that defined it.  Runs saved before the package split name modules that have since moved
+    (``mepoly_dist.baselines.gmm.GMMActorCriticPolicy`` is now in :mod:`mepoly_dist.zoo.baselines.gmm`,
+    ``mepoly_dist.baselines.fpo`` likewise).  The run's ``config.yml`` says which classes they are,
+    so :func:`load_model` hands them to ``BaseAlgorithm.load`` as ``custom_objects``, which SB3 uses
+    instead of unpickling those entries.  (Learning-rate schedules such as ``linear_schedule``'s
+    closure are pickled by value and load from any version.)"""
+    objects = {"policy_class": _resolved_policy_class(config.policy, config.algo)}
+    if config.algo == "fpo":
+        from .baselines.fpo import FPORolloutBuffer
+
+        objects["rollout_buffer_class"] = FPORolloutBuffer
+    return objects
+
+
 def load_model(run_dir, env=None, path=None):
-    """Load a run's final model (or ``path``, e.g. a checkpoint) with its algorithm class."""
+    """Load a run's final model (or ``path``, e.g. a checkpoint) with its algorithm class.
+
+    Models saved by earlier versions of the package load too (:func:`_pickled_classes`); one that
+    still refers to a module this version lacks raises :class:`ConfigError` saying so.  A directory
+    without ``config.yml`` or a missing model is a ``FileNotFoundError``."""
+    from .. import __version__
+
     run_dir = Path(run_dir)
-    config = RunConfig.from_dict(yaml.safe_load((run_dir / "config.yml").read_text()))
+    config_path = run_dir / "config.yml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.yml (made by `mepoly train`)")
+    config = RunConfig.from_dict(yaml.safe_load(config_path.read_text()))
     path = Path(path) if path else run_dir / "model.zip"
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}; train first (or pass a checkpoint)")
-    return config, _algorithms()[config.algo].load(path, env=env, device="cpu")
+    try:
+        return config, _algorithms()[config.algo].load(path, env=env, device="cpu", custom_objects=_pickled_classes(config))
+    except ModuleNotFoundError as error:
+        if not str(error.name).startswith("mepoly_dist"):
+            raise
+        raise ConfigError(f"cannot load {path}: it refers to the module {error.name!r}, which mepoly-dist {__version__} does not have "
+                          f"(modules moved when the package was split into mepoly_dist, mepoly_dist.sb3 and mepoly_dist.zoo); "
+                          f"load it with the version that saved it") from error
 
 
 def _eval_curve_callback(config: RunConfig, run_dir: Path, every: int, start_step: int = 0):
-    """An SB3 callback that records :func:`_eval_quick` metrics every ``every`` steps, to
-    TensorBoard (``eval/*``) and ``run_dir/eval_curve.csv`` (learning curves).
+    """An SB3 callback that records :func:`_eval_quick` metrics every ``every`` steps and at the end
+    of training, to TensorBoard (``eval/*``) and ``run_dir/eval_curve.csv`` (learning curves).
 
     A run that (re)starts at ``start_step`` (its checkpoint's step) keeps the rows up to that step and
     drops later ones: they belong to the continuation that was lost, which is evaluated again."""
@@ -265,20 +406,31 @@ def _eval_curve_callback(config: RunConfig, run_dir: Path, every: int, start_ste
         def __init__(self):
             super().__init__()
             self.next_step = 0
+            self.last_step = None
+
+        def _record(self) -> None:
+            self.last_step = self.num_timesteps
+            metrics = _eval_quick(config, self.model.policy)
+            for key, value in metrics.items():
+                self.logger.record(f"eval/{key}", value)
+            new = not path.exists()
+            with path.open("a", newline="") as handle:
+                writer = csv.writer(handle)
+                if new:
+                    writer.writerow(["timesteps", *metrics])
+                writer.writerow([self.num_timesteps, *metrics.values()])
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_step:
                 self.next_step = self.num_timesteps + every
-                metrics = _eval_quick(config, self.model.policy)
-                for key, value in metrics.items():
-                    self.logger.record(f"eval/{key}", value)
-                new = not path.exists()
-                with path.open("a", newline="") as handle:
-                    writer = csv.writer(handle)
-                    if new:
-                        writer.writerow(["timesteps", *metrics])
-                    writer.writerow([self.num_timesteps, *metrics.values()])
+                self._record()
             return True
+
+        def _on_training_end(self) -> None:
+            # the curve ends at the final model, also when the run is not a multiple of ``every``
+            if self.last_step != self.num_timesteps:
+                self._record()
+                self.logger.dump(self.num_timesteps)
 
     return EvalCurve()
 
@@ -315,12 +467,20 @@ class _TrainClock:
         return RecordAtCheckpoints()
 
 
-def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 0, evaluate: bool = True) -> dict:
-    """Train (or resume) a run in ``run_dir`` and evaluate it; returns the final metrics."""
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+def _new_directories(path: Path) -> Path | None:
+    """The outermost directory that ``path.mkdir(parents=True)`` would create (``None`` if ``path`` exists)."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+def _set_up(config: RunConfig, run_dir: Path, verbose: int):
+    """The run's environment and model (a new one, or the latest checkpoint's) and its
+    ``config.yml``, written once both are built.  Errors of the environment's or the model's
+    constructor (a value they reject) are :class:`ConfigError`."""
     config_path = run_dir / "config.yml"
     checkpoint = latest_checkpoint(run_dir)
     if config_path.exists() and checkpoint is not None:
@@ -330,18 +490,53 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
         if extended != config:
             print(f"resuming {run_dir} with its saved config (other command-line settings ignored)")
         config = extended
+    steps_done = int(re.search(r"(\d+)", checkpoint.name).group(1)) if checkpoint is not None else 0
+    try:
+        env = make_env(config, seed=config.seed + steps_done, monitor_path=run_dir / f"from_{steps_done}")
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"cannot make {config.env_id} with env_kwargs {config.env_kwargs}: {_one_line(error)}") from error
+    try:
+        if checkpoint is not None:
+            _, model = load_model(run_dir, env=env, path=checkpoint)
+            model.tensorboard_log = str(run_dir / "tb")
+            print(f"resuming from {checkpoint.name} ({model.num_timesteps} of {config.n_timesteps} steps)")
+        else:
+            try:
+                model = build_model(config, env, run_dir, verbose)
+            except (ValueError, TypeError, AssertionError) as error:  # SB3 checks its arguments with assert
+                raise ConfigError(f"cannot build {config.algo} with policy {config.policy!r} and these settings: {_one_line(error)}") from error
+    except BaseException:
+        env.close()
+        raise
     config_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return config, env, model, checkpoint
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 0, evaluate: bool = True) -> dict:
+    """Train (or resume) a run in ``run_dir`` and evaluate it; returns the final metrics.
+
+    The environment and the model are built before anything else is written; if that fails
+    (:class:`ConfigError` for a value they reject), the directories this call created are removed
+    again, while an existing directory (a resumed run) is left as it was."""
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory")
+    created = _new_directories(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config, env, model, checkpoint = _set_up(config, run_dir, verbose)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
     clock = _TrainClock(run_dir)
-    if checkpoint is not None:
-        steps_done = int(re.search(r"(\d+)", checkpoint.name).group(1))
-        env = make_env(config, seed=config.seed + steps_done, monitor_path=run_dir / f"from_{steps_done}")
-        _, model = load_model(run_dir, env=env, path=checkpoint)
-        model.tensorboard_log = str(run_dir / "tb")
-        print(f"resuming from {checkpoint.name} ({model.num_timesteps} of {config.n_timesteps} steps)")
-    else:
-        env = make_env(config, seed=config.seed, monitor_path=run_dir / "from_0")
-        model = build_model(config, env, run_dir, verbose)
     remaining = config.n_timesteps - model.num_timesteps
     if remaining > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
@@ -369,6 +564,8 @@ def train(config: RunConfig, run_dir, progress_bar: bool = True, verbose: int = 
 
 
 def _learning_curves(run_dir: Path):
+    """Training episode rewards from the monitor files: ``(steps, moving average, window)``, the
+    moving average over ``window`` consecutive episodes (1 % of them)."""
     from stable_baselines3.common.monitor import load_results
 
     frame = load_results(str(run_dir)).sort_values("t")
@@ -376,7 +573,34 @@ def _learning_curves(run_dir: Path):
     rewards = frame["r"].to_numpy()
     window = max(len(rewards) // 100, 1)
     smoothed = np.convolve(rewards, np.ones(window) / window, mode="valid")
-    return steps[window - 1 :], smoothed
+    return steps[window - 1 :], smoothed, window
+
+
+#: legend labels of the ``eval_curve.csv`` columns (others: the column name without underscores)
+_EVAL_LABELS = {"tv_to_target": "TV to target (lower is better)", "coverage": "coverage", "mean_reward": "mean reward",
+                "success_rate": "success rate", "goal_entropy": "goal entropy"}
+
+
+def _eval_curves(run_dir: Path) -> dict:
+    """The checkpoint evaluations of ``eval_curve.csv`` (:func:`_eval_curve_callback`) whose values
+    lie in [0, 1] (TV, coverage, rates, normalized entropies: one axis holds them all), by label."""
+    path = run_dir / "eval_curve.csv"
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    steps = np.array([float(row["timesteps"]) for row in rows])
+    curves = {}
+    for key in rows[0]:
+        if key == "timesteps" or key.endswith("seconds"):
+            continue
+        values = np.array([float(row[key]) if row[key] not in ("", None) else np.nan for row in rows])
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+            curves[_EVAL_LABELS.get(key, key.replace("_", " "))] = (steps, values)
+    return curves
 
 
 def evaluate_run(run_dir, model=None, config: RunConfig | None = None, episodes: int = 100, samples: int = 100_000, seed: int = 0) -> dict:
@@ -395,8 +619,10 @@ def evaluate_run(run_dir, model=None, config: RunConfig | None = None, episodes:
     title = f"{config.name}, {config.policy}, seed {config.seed}, {model.num_timesteps} steps"
     metrics.update(find_task(config.env_id).evaluate(config, model, run_dir, title, episodes, samples, seed))
     try:
-        steps, rewards = _learning_curves(run_dir)
-        plotting.plot_learning_curves(run_dir / "learning_curves.png", {config.policy: (steps, rewards)}, title=title)
+        steps, rewards, window = _learning_curves(run_dir)
+        plotting.plot_learning_curves(run_dir / "learning_curves.png", {config.policy: (steps, rewards)}, title=title,
+                                      smoothing=f"moving average of {window:,} episodes" if window > 1 else "per episode, not smoothed",
+                                      evaluations=_eval_curves(run_dir))
     except Exception as error:  # no monitor file (e.g. a model copied without its logs)
         print(f"no learning curve: {error}")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
