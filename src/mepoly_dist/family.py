@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from . import basis as _basis
 from .node_features import DenseNodeFeatures, KroneckerNodeFeatures, NodeFeatures, kronecker_flops
+from .normalizer import DEFAULT_CHUNK_SIZE, STEP_ELEMENTS
 from .quadrature import RULES, GaussLegendreRule, QuadratureRule, make_rule
 
 __all__ = ["MePolyFamily", "NODE_OPERATORS"]
@@ -57,11 +58,6 @@ NODE_OPERATORS = ("auto", "dense", "kronecker")
 #: products of 5-7 wide matrices costs more than it saves.
 KRONECKER_FLOP_RATIO = 0.5
 KRONECKER_MAX_DIM = 4
-
-#: a step of the stream covers about this many (batch row, node) pairs: small batches stream
-#: more nodes per step (a batch of one does not pay a Python step per ``chunk_size`` nodes), large
-#: batches fewer rows, so that the temporaries of a step stay cache-sized (1 MiB in float32)
-CHUNK_ELEMENTS = 1 << 18
 
 #: default :meth:`MePolyFamily.tolerance_for` with the default rule, by dtype: the largest estimated
 #: error of a row's log-partition, in nats, that a distribution accepts without refining the rule
@@ -79,10 +75,6 @@ SCREENING_FRACTION = 0.6
 SCREENING_MAX_DIM = 3
 #: default ``max_nodes``: the refined rules of :meth:`MePolyFamily.refined_family` stop at this many nodes
 MAX_REFINED_NODES = 1 << 17
-
-#: default ``chunk_size``: the fastest tiling at batch 4096 here was 256 rows x ~1024 nodes,
-#: for the dense and the Kronecker operator alike (``benchmarks/results/normalizer.md``)
-DEFAULT_CHUNK_SIZE = 1024
 
 
 def _check_rule_resolves_order(rule: QuadratureRule, order: int, basis: str) -> None:
@@ -396,13 +388,14 @@ class MePolyFamily(nn.Module):
     def tile_for(self, batch_size: int) -> tuple[int, int]:
         """``(rows, chunk)``: batch rows and nodes per streaming step for a batch.
 
-        ``chunk`` is ``chunk_size``, or more for small batches (up to ``CHUNK_ELEMENTS // batch``);
-        ``rows`` is all rows while ``rows x block`` stays within ``CHUNK_ELEMENTS``, fewer for
-        large batches (``block`` is ``chunk`` as the operator rounds it, whole slabs for
-        Kronecker), so the temporaries of a step stay about ``CHUNK_ELEMENTS`` elements."""
+        ``chunk`` is ``chunk_size``, or more for small batches (up to ``STEP_ELEMENTS // batch``: a
+        batch of one does not pay a Python step per ``chunk_size`` nodes); ``rows`` is all rows while
+        ``rows x block`` stays within ``STEP_ELEMENTS``, fewer for large batches (``block`` is
+        ``chunk`` as the operator rounds it, whole slabs for Kronecker), so the temporaries of a
+        step stay about :data:`~mepoly_dist.normalizer.STEP_ELEMENTS` elements."""
         batch_size = max(int(batch_size), 1)
-        chunk = max(self.chunk_size, CHUNK_ELEMENTS // batch_size)
-        rows = max(1, CHUNK_ELEMENTS // self.node_operator.block_size(chunk))
+        chunk = max(self.chunk_size, STEP_ELEMENTS // batch_size)
+        rows = max(1, STEP_ELEMENTS // self.node_operator.block_size(chunk))
         steps = -(-batch_size // rows)
         return -(-batch_size // steps), chunk  # the same number of rows in every step
 

@@ -48,6 +48,9 @@ a plain tensor is wrapped in one) or its sum factorization for tensor-product ru
 (:class:`~mepoly_dist.node_features.KroneckerNodeFeatures`, about 6x fewer multiply-adds for
 D = 2, order 14 on 80 x 80 nodes).  The math, the streaming and the gradients are shared.
 
+The public functions take :math:`\lambda` as ``natural_params``; the private passes and
+autograd functions call it ``lam``.
+
 Backward passes run the cheap saved-tensor formulas unless a graph of the gradient is
 requested (``create_graph=True``); then they re-run the stream with differentiable
 :class:`_Expectation` / :class:`_Covariance` nodes.  Third and higher derivatives are not
@@ -62,12 +65,18 @@ from torch.autograd.function import once_differentiable
 
 from .node_features import NodeFeatures, as_node_features
 
-__all__ = ["DEFAULT_CHUNK", "log_partition_and_entropy", "expectation", "asymptotic_error"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "STEP_ELEMENTS", "log_partition_and_entropy", "expectation", "asymptotic_error"]
 
-#: default nodes per step of the functional API (memory ~ rows x (features + chunk)); 256 was
-#: the fastest on one core here for all 4096 rows of a batch at once, order 14, D = 2 (the
-#: family tiles large batches into fewer rows and larger chunks: ``MePolyFamily.tile_for``)
-DEFAULT_CHUNK = 256
+#: default quadrature nodes per step of the stream (memory ~ rows x (features + chunk)), for the
+#: functional API and ``MePolyFamily(chunk_size=...)`` alike: the fastest tiling at batch 4096 here
+#: was 256 rows x ~1024 nodes, and with all 4096 rows at once 1024 nodes was as fast as any other
+#: chunk (``benchmarks/results/normalizer.md``, "Tiling of the stream")
+DEFAULT_CHUNK_SIZE = 1024
+#: a step of the stream covers about this many (batch row, node) pairs, so that its temporaries stay
+#: cache-sized (1 MiB in float32): ``MePolyFamily.tile_for`` tiles a batch so, and under
+#: ``torch.func.vmap`` the stream functions fold the vmapped dimension into the batch rows and
+#: stream them in tiles of this size (at least the rows of one vmapped slice, as the caller tiled them)
+STEP_ELEMENTS = 1 << 18
 
 #: error estimate from the gap ``g = |A - A'|`` between two rules of one kind, the second the coarser
 #: (:mod:`mepoly_dist.quadrature`): ``g`` measures the coarser rule's error.  Once both converge
@@ -171,34 +180,31 @@ def _known_pass(lam, feats: NodeFeatures, logw, A, chunk):
         yield block, e.add_(logw[..., block]).sub_(A[:, None]).exp_()
 
 
-#: under ``torch.func.vmap`` the stream functions fold the vmapped dimension into the batch rows
-#: and stream the folded rows in tiles of about this many (row, node) pairs per step, like
-#: ``MePolyFamily.tile_for`` (and at least the rows of one vmapped slice, as the caller tiled them)
-VMAP_TILE_ELEMENTS = 1 << 18
 
 
 #: rows are deduplicated only when at most this share of them is distinct
 DUPLICATE_SHARE = 0.5
 
 
-def duplicate_rows(lam: Tensor, share: float = DUPLICATE_SHARE) -> tuple[Tensor, Tensor] | None:
-    """``(distinct rows, inverse)`` of ``lam`` ``(B, F)`` when at most ``share`` of its rows are
-    distinct, else None (also used by the sampler, which shares envelopes between equal rows).  A fixed projection of the rows groups them cheaply
-    (distinct projections: distinct rows); the grouping is kept when every row equals its group's
-    first row, else ``torch.unique(dim=0)`` decides."""
-    B = lam.shape[0]
+def duplicate_rows(natural_params: Tensor, share: float = DUPLICATE_SHARE) -> tuple[Tensor, Tensor] | None:
+    """``(distinct rows, inverse)`` of ``natural_params`` ``(B, F)`` when at most ``share`` of its
+    rows are distinct, else None (also used by the sampler, which shares envelopes between equal
+    rows).  A fixed projection of the rows groups them cheaply (distinct projections: distinct
+    rows); the grouping is kept when every row equals its group's first row, else
+    ``torch.unique(dim=0)`` decides."""
+    B, device = natural_params.shape[0], natural_params.device
     if B < 2:
         return None
-    probe = torch.linspace(1.0, 2.0, lam.shape[1], dtype=torch.float64, device=lam.device).sqrt()
-    keys, inverse = torch.unique(lam.double() @ probe, return_inverse=True)
+    probe = torch.linspace(1.0, 2.0, natural_params.shape[1], dtype=torch.float64, device=device).sqrt()
+    keys, inverse = torch.unique(natural_params.double() @ probe, return_inverse=True)
     if keys.numel() > share * B:
         return None
     # each projection's first row; the grouping is exact when every row equals its group's first
-    first = torch.full_like(keys, B, dtype=torch.long).scatter_reduce(0, inverse, torch.arange(B, device=lam.device), reduce="amin")
-    distinct = lam.index_select(0, first)
-    if torch.equal(distinct.index_select(0, inverse), lam):
+    first = torch.full_like(keys, B, dtype=torch.long).scatter_reduce(0, inverse, torch.arange(B, device=device), reduce="amin")
+    distinct = natural_params.index_select(0, first)
+    if torch.equal(distinct.index_select(0, inverse), natural_params):
         return distinct, inverse
-    distinct, inverse = torch.unique(lam, dim=0, return_inverse=True)  # a projection collided, or NaN rows
+    distinct, inverse = torch.unique(natural_params, dim=0, return_inverse=True)  # a projection collided, or NaN rows
     return (distinct, inverse) if distinct.shape[0] <= share * B else None
 
 
@@ -216,7 +222,7 @@ class _StreamFunction(torch.autograd.Function):
     **vmap.**  The rows of ``lam`` are independent problems, and every tensor argument except
     the log-weights and every output has one row per row of ``lam``.  So the vmap rule folds the
     vmapped dimension into the rows, ``(V, B, ...) -> (V B, ...)``, and runs the function once on
-    the folded batch (in tiles, :data:`VMAP_TILE_ELEMENTS`) instead of tracing the stream's Python
+    the folded batch (in tiles, :data:`STEP_ELEMENTS`) instead of tracing the stream's Python
     loop per example; row-aligned arguments that are not vmapped are broadcast over ``V``.  The
     backward passes are written with these functions and elementwise ops, so ``vmap(grad(...))``,
     ``vmap(jacrev(...))`` and ``jacrev`` (a vmap over cotangents) fold the same way.
@@ -254,7 +260,7 @@ class _StreamFunction(torch.autograd.Function):
             if i == 0:
                 rows = arg.shape[1]  # of one vmapped slice
         total = size * rows
-        tile = max(rows, VMAP_TILE_ELEMENTS // feats.block_size(chunk), 1)
+        tile = max(rows, STEP_ELEMENTS // feats.block_size(chunk), 1)
         parts = []
         for start in range(0, max(total, 1), tile):  # one (empty) call for an empty batch
             piece = list(folded)
@@ -419,9 +425,10 @@ def _cat(parts):
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: int = DEFAULT_CHUNK, rows: int | None = None,
-                              embedded=None, with_error: bool = False):
-    """Log-partition ``A(lam)`` and entropy ``H(lam)`` (each of shape ``lam.shape[:-1]``).
+def log_partition_and_entropy(natural_params: Tensor, feats, log_weights: Tensor, chunk: int = DEFAULT_CHUNK_SIZE,
+                              rows: int | None = None, embedded=None, with_error: bool = False):
+    r"""Log-partition :math:`A(\lambda)` and entropy :math:`H(\lambda)` of ``natural_params``
+    :math:`\lambda` (each of shape ``natural_params.shape[:-1]``).
 
     With ``with_error=True`` also the per-row error estimate of ``A`` (no gradient):
     :func:`asymptotic_error` of the gap to the log-partition on the embedded rule ``embedded``,
@@ -431,10 +438,10 @@ def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: in
     :class:`~mepoly_dist.node_features.NodeFeatures` operator (``family.node_operator``);
     ``log_weights`` ``(N,)``.  The stream visits tiles of ``rows`` batch rows (default: all)
     by ``chunk`` nodes (rounded to whole slabs by a Kronecker operator); the rows are
-    independent, so the tiling changes only speed and memory.  Differentiable twice in ``lam``.
+    independent, so the tiling changes only speed and memory.  Differentiable twice in ``natural_params``.
     """
     feats = as_node_features(feats)
-    blocks, batch_shape, chunk = _flatten(lam, feats, log_weights, chunk, rows)
+    blocks, batch_shape, chunk = _flatten(natural_params, feats, log_weights, chunk, rows)
     embedded_feats, embedded_logw, exponent = (None, None, 1.0) if embedded is None else embedded
     if embedded_feats is not None:
         embedded_feats = as_node_features(embedded_feats)
@@ -447,13 +454,14 @@ def log_partition_and_entropy(lam: Tensor, feats, log_weights: Tensor, chunk: in
 
 
 def expectation(
-    lam: Tensor, feats, log_weights: Tensor, values: Tensor | None = None, chunk: int = DEFAULT_CHUNK, rows: int | None = None
+    natural_params: Tensor, feats, log_weights: Tensor, values: Tensor | None = None, chunk: int = DEFAULT_CHUNK_SIZE,
+    rows: int | None = None,
 ):
     """``E_p[g]`` for node values ``values`` ``(N, V)`` or a node operator (the features when None); returns
-    ``lam.shape[:-1] + (V,)``.  ``feats``, ``chunk`` and ``rows`` as in
-    :func:`log_partition_and_entropy`.  Differentiable twice in ``lam``."""
+    ``natural_params.shape[:-1] + (V,)``.  ``feats``, ``chunk`` and ``rows`` as in
+    :func:`log_partition_and_entropy`.  Differentiable twice in ``natural_params``."""
     feats = as_node_features(feats)
-    blocks, batch_shape, chunk = _flatten(lam, feats, log_weights, chunk, rows)
+    blocks, batch_shape, chunk = _flatten(natural_params, feats, log_weights, chunk, rows)
     if values is None:
         values = feats
     elif isinstance(values, NodeFeatures):  # node values as an operator (a per-row rule's)

@@ -52,7 +52,7 @@ proposals never reach).  ``sample_mepoly(..., return_stats=True)`` and
 :meth:`mepoly_dist.MePoly.sample_with_stats` return the per-call counts (:class:`SamplingStats`).
 
 **Cost** (one core, ``benchmarks/core_speed.py``, 1024 distinct rows): a 2-D order-14 head at the
-paper's projected targets about 50 ms (about 4.5x its normalizer pass), with ``lam = 3 * randn`` about
+paper's projected targets about 50 ms (about 4.5x its normalizer pass), with :math:`\lambda` = ``3 * randn`` about
 0.9 s; order 8 20-50 ms and 0.18 s.  Eight rows with :math:`|\lambda| \sim 10^4` take about
 0.03 s, and 10^6 draws from one sharply peaked 2-D density about 10 s.  The first level of cells is
 a tensor grid, so the cost grows with D: a 4-D order-4 head about 2.6 s per 1024 rows, a 5-D order-3
@@ -71,6 +71,8 @@ from torch import Tensor
 from . import basis as _basis
 from .node_features import KroneckerNodeFeatures, tensor_grid_energies
 from .normalizer import duplicate_rows
+
+# ``lam`` below is lambda, the natural parameters (``natural_params`` of sample_mepoly), shape (B, F)
 
 __all__ = ["default_cells_per_dim", "sampler_cells_per_dim", "lattice_for", "sample_mepoly", "SamplingStats"]
 
@@ -404,7 +406,7 @@ def _truncated_exponential(rate: Tensor, half: Tensor, u: Tensor) -> Tensor:
 
 
 def sample_mepoly(
-    lam: Tensor,
+    natural_params: Tensor,
     family,
     num_samples: int,
     cells: int | None = None,
@@ -418,14 +420,15 @@ def sample_mepoly(
     generator: torch.Generator | None = None,
     return_stats: bool = False,
 ):
-    """Draw ``num_samples`` points for each row of ``lam`` (``(B, F)``); returns ``(num_samples, B, D)``,
-    and with ``return_stats=True`` also a :class:`SamplingStats` of the call.
+    r"""Draw ``num_samples`` points for each row of ``natural_params`` :math:`\lambda` (``(B, F)``);
+    returns ``(num_samples, B, D)``, and with ``return_stats=True`` also a :class:`SamplingStats` of the call.
 
     Rows with identical parameters (a contextual bandit's constant observation, repeated
     states in a rollout) share one envelope: the sampler draws ``num_samples * k`` points for
     a row repeated ``k`` times and deals them out, which is the same joint distribution
     (independent draws) at a fraction of the envelope cost.
     """
+    lam = natural_params
     B, dim = lam.shape[0], family.dim
     out = torch.empty(num_samples, B, dim, dtype=lam.dtype, device=lam.device)
     if num_samples == 0 or B == 0:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mepoly_dist.testing import SMALL_RULES, features_ref, materialized
 from mepoly_dist import basis as B
 from mepoly_dist import make_rule
-from mepoly_dist.normalizer import DEFAULT_CHUNK, expectation, log_partition_and_entropy
+from mepoly_dist.normalizer import DEFAULT_CHUNK_SIZE, expectation, log_partition_and_entropy
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 
@@ -27,7 +27,7 @@ def _setup(dim, order, spec, basis="legendre"):
 
 def _chunk(data, n):
     return data.draw(
-        st.one_of(st.just(1), st.integers(2, max(2, n)), st.just(n), st.integers(n + 1, 2 * n + 7), st.just(DEFAULT_CHUNK)),
+        st.one_of(st.just(1), st.integers(2, max(2, n)), st.just(n), st.integers(n + 1, 2 * n + 7), st.just(DEFAULT_CHUNK_SIZE)),
         label="chunk",
     )
 

@@ -104,7 +104,7 @@ def test_vmap_over_an_ensemble_of_heads_equals_a_loop_of_autograd(tile_elements,
     folds the members into the rows and streams them in one tile, or (tiles shrunk to one
     element) in one tile per member."""
     if tile_elements is not None:
-        monkeypatch.setattr(normalizer, "VMAP_TILE_ELEMENTS", tile_elements)
+        monkeypatch.setattr(normalizer, "STEP_ELEMENTS", tile_elements)
     fam = _family("kronecker")
     members = _params(fam, (4, 3))  # 4 members x 3 rows
     target = _params(fam, (3,), seed=5)
