@@ -6,12 +6,13 @@
 """
 
 from .callbacks import MePolyDiagnostics
-from .distributions import MePolyDistribution
+from .distributions import HeadDistribution, MePolyDistribution
 from .policies import CustomHeadPolicyMixin, MePolyActorCriticPolicy, apply_orthogonal_init, check_action_space
 
 __all__ = [
     "MePolyActorCriticPolicy",
     "MePolyDistribution",
+    "HeadDistribution",
     "CustomHeadPolicyMixin",
     "MePolyDiagnostics",
     "apply_orthogonal_init",

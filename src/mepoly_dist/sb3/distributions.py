@@ -1,5 +1,10 @@
 r"""``MePolyDistribution``: the MePoly density as a Stable-Baselines3 action distribution.
 
+:class:`HeadDistribution` is the common ground of this adapter's action distributions (MePoly
+here, the Gaussian mixture of :mod:`mepoly_dist.zoo.baselines.gmm`): SB3's interface, where
+``proba_distribution`` takes what the ``proba_distribution_net`` returns and the ``*_from_params``
+methods follow from it; :class:`~mepoly_dist.sb3.CustomHeadPolicyMixin` builds policies on it.
+
 SB3 splits a policy's action distribution into a network part (``proba_distribution_net``)
 and a parameter-to-distribution part (``proba_distribution``).  Here the network part is the
 core :class:`~mepoly_dist.MePolyHead`, a linear layer from the policy latent to the natural
@@ -27,7 +32,7 @@ from ..distribution import MePoly
 from ..family import MePolyFamily
 from ..heads import MePolyHead
 
-__all__ = ["MePolyDistribution", "DEFAULT_ORDER"]
+__all__ = ["HeadDistribution", "MePolyDistribution", "DEFAULT_ORDER"]
 
 #: default polynomial order of the action density (the paper's RL setting)
 DEFAULT_ORDER = 14
@@ -35,7 +40,20 @@ DEFAULT_ORDER = 14
 SelfMePolyDistribution = TypeVar("SelfMePolyDistribution", bound="MePolyDistribution")
 
 
-class MePolyDistribution(Distribution):
+class HeadDistribution(Distribution):
+    """SB3 distribution over actions in ``[-1, 1]^D`` built as ``cls(action_dim, **options)``, whose
+    ``proba_distribution(params)`` takes what its ``proba_distribution_net`` returns."""
+
+    def actions_from_params(self, params, deterministic: bool = False) -> Tensor:
+        self.proba_distribution(params)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(self, params) -> tuple[Tensor, Tensor]:
+        actions = self.actions_from_params(params)
+        return actions, self.log_prob(actions)
+
+
+class MePolyDistribution(HeadDistribution):
     r"""SB3 distribution over actions in :math:`[-1, 1]^D` with a MePoly density.
 
     Args:
@@ -113,11 +131,3 @@ class MePolyDistribution(Distribution):
 
     def mode(self) -> Tensor:
         return self.distribution.mode
-
-    def actions_from_params(self, natural_params: Tensor, deterministic: bool = False) -> Tensor:
-        self.proba_distribution(natural_params)
-        return self.get_actions(deterministic=deterministic)
-
-    def log_prob_from_params(self, natural_params: Tensor) -> tuple[Tensor, Tensor]:
-        actions = self.actions_from_params(natural_params)
-        return actions, self.log_prob(actions)

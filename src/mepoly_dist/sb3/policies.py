@@ -37,12 +37,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
 
-from .distributions import MePolyDistribution
+from .distributions import HeadDistribution, MePolyDistribution
 
 __all__ = [
     "MePolyActorCriticPolicy",
@@ -104,15 +103,15 @@ class CustomHeadPolicyMixin:
     in the bases: the options (``__init__``), the head (``_build``), the distribution
     (``_get_action_dist_from_latent``) and the ``save``/``load`` record (``_get_constructor_parameters``).
 
-    ``head_distribution(action_dim, **options)`` is an SB3 ``Distribution`` over ``[-1, 1]^D``
-    whose ``proba_distribution_net(latent_dim)`` builds the ``action_net`` and whose
+    ``head_distribution(action_dim, **options)`` is a :class:`~mepoly_dist.sb3.distributions.HeadDistribution`
+    over ``[-1, 1]^D``: its ``proba_distribution_net(latent_dim)`` builds the ``action_net`` and its
     ``proba_distribution`` takes what ``action_net`` returns.  A subclass sets the class
     attribute and may override :meth:`_init_action_net` (called after SB3's initialisation).
     """
 
     #: the SB3 distribution class of the action head
-    head_distribution: ClassVar[type[Distribution]]
-    action_dist: Distribution
+    head_distribution: ClassVar[type[HeadDistribution]]
+    action_dist: HeadDistribution
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Schedule, *args, **kwargs):
         owner = type(self).__name__
@@ -140,7 +139,7 @@ class CustomHeadPolicyMixin:
     def _init_action_net(self) -> None:
         """Adjust ``action_net`` after SB3's initialisation (nothing by default)."""
 
-    def _get_action_dist_from_latent(self, latent_pi: Tensor, *args) -> Distribution:
+    def _get_action_dist_from_latent(self, latent_pi: Tensor, *args) -> HeadDistribution:
         return self.action_dist.proba_distribution(self.action_net(latent_pi))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -158,10 +157,9 @@ class MePolyActorCriticPolicy(CustomHeadPolicyMixin, ActorCriticPolicy):
     Example::
 
         >>> from stable_baselines3 import PPO
-        >>> model = PPO(MePolyActorCriticPolicy, "Pendulum-v1", n_steps=64, batch_size=64,
-        ...             policy_kwargs=dict(order=6))
-        >>> model.policy.family.num_params
-        7
+        >>> policy = PPO(MePolyActorCriticPolicy, "Pendulum-v1", policy_kwargs=dict(order=6)).policy
+        >>> type(policy.action_net).__name__, policy.family.num_params
+        ('MePolyHead', 7)
     """
 
     head_distribution = MePolyDistribution

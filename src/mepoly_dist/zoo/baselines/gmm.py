@@ -53,10 +53,10 @@ from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import Tensor, nn
 
+from ...sb3.distributions import HeadDistribution
 from ...sb3.policies import CustomHeadPolicyMixin
 
 __all__ = ["GMMDistribution", "GMMHead", "GMMActorCriticPolicy", "LOG_STD_MIN", "LOG_STD_MAX", "ACTION_EPS"]
@@ -95,7 +95,7 @@ class GMMHead(nn.Module):
         self.linear.bias.copy_(bias)
 
 
-class GMMDistribution(Distribution):
+class GMMDistribution(HeadDistribution):
     r"""SB3 distribution of :math:`a = \tanh(u)`, :math:`u` a K-component diagonal Gaussian mixture.
 
     Args:
@@ -170,14 +170,6 @@ class GMMDistribution(Distribution):
         """The squashed mean of the heaviest component (a mixture's global mode has no closed form)."""
         index = self.logits.argmax(-1)[..., None, None].expand(*self.logits.shape[:-1], 1, self.action_dim)
         return torch.tanh(self.means.gather(-2, index).squeeze(-2))
-
-    def actions_from_params(self, params: Tensor, deterministic: bool = False) -> Tensor:
-        self.proba_distribution(params)
-        return self.get_actions(deterministic=deterministic)
-
-    def log_prob_from_params(self, params: Tensor) -> tuple[Tensor, Tensor]:
-        actions = self.actions_from_params(params)
-        return actions, self.log_prob(actions)
 
 
 class GMMActorCriticPolicy(CustomHeadPolicyMixin, ActorCriticPolicy):
