@@ -126,8 +126,6 @@ def test_without_the_rl_extra_the_command_says_what_to_install(tmp_path, module,
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="mepoly_dist.zoo/__init__.py imports stable-baselines3 (EntropyTarget, MaxEntPPO) before the "
-                                       "command can check for it; needs lazy attributes there")
 def test_without_stable_baselines3_the_command_says_what_to_install(tmp_path):
     result = _without("stable_baselines3", ["train", "lemniscate", "--out", str(tmp_path / "run")])
     assert result.returncode == 2 and 'pip install "mepoly-dist[rl]"' in result.stderr and len(result.stderr.splitlines()) == 1

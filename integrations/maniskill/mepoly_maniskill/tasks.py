@@ -54,6 +54,28 @@ class ManiSkillTask(Task):
             out.update({f"{key}_{tag}": found[key] for key in ("success_once", "success_at_end", "mean_return", "seconds")})
         return out
 
+    def env_keywords(self, env_id: str) -> frozenset[str] | None:
+        """The options of :func:`~mepoly_maniskill.vec_env.make_vec_env` and the keywords of the ManiSkill
+        task's class (``None``, unchecked, where that class takes any)."""
+        import inspect
+
+        import mani_skill.envs  # noqa: F401  (registers the tasks)
+        from mani_skill.utils.registration import REGISTERED_ENVS
+        from mepoly_dist.zoo.tasks import constructor_keywords
+
+        from .vec_env import make_vec_env
+
+        task = env_id[len(PREFIX):]
+        if task not in REGISTERED_ENVS:
+            return None
+        # ManiSkill registers a partial of its own make() with gymnasium; the task's class is in its registry
+        task_keywords = constructor_keywords(REGISTERED_ENVS[task].cls)
+        if task_keywords is None:
+            return None
+        parameters = inspect.signature(make_vec_env).parameters.values()
+        options = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"env_id", "n_envs", "seed"}
+        return frozenset(options) | (task_keywords - {"num_envs"})  # the run's n_envs
+
     def quick_metrics(self, config, policy) -> dict[str, float]:
         # sampled actions (as in training): cheap for every head; the final evaluation adds the mode
         return self.success(config, policy, config.eval_episodes, modes=(False,))

@@ -173,3 +173,14 @@ def test_short_training_run_with_a_block_head_evaluates_and_resumes(tmp_path):
     extended = dataclasses.replace(config, n_timesteps=96)
     assert train(extended, tmp_path / "run", progress_bar=False, evaluate=False) == {}
     assert load_model(tmp_path / "run")[1].num_timesteps == 96
+
+
+def test_mepoly_train_names_an_unknown_env_kwarg_of_a_maniskill_task(tmp_path, capsys):
+    from mepoly_dist.zoo import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "maniskill/PushCube-v1", "--env-kwargs", "obs_mod=state", "--out", str(tmp_path / "run")])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unknown env kwarg 'obs_mod'" in error and "did you mean 'obs_mode'" in error
+    assert "num_envs" not in error and "ignore_terminations" in error  # make_vec_env's options and the task's, not the run's n_envs
+    assert not (tmp_path / "run").exists()
