@@ -70,7 +70,7 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "STEP_ELEMENTS", "log_partition_and_entropy", "
 #: default quadrature nodes per step of the stream (memory ~ rows x (features + chunk)), for the
 #: functional API and ``MePolyFamily(chunk_size=...)`` alike: the fastest tiling at batch 4096 here
 #: was 256 rows x ~1024 nodes, and with all 4096 rows at once 1024 nodes was as fast as any other
-#: chunk (``benchmarks/results/normalizer.md``, "Tiling of the stream")
+#: chunk (``benchmarks/results/normalizer/normalizer.md``, "Tiling of the stream")
 DEFAULT_CHUNK_SIZE = 1024
 #: a step of the stream covers about this many (batch row, node) pairs, so that its temporaries stay
 #: cache-sized (1 MiB in float32): ``MePolyFamily.tile_for`` tiles a batch so, and under

@@ -69,7 +69,7 @@ class MePolyDistribution(HeadDistribution):
             summing to D, or one int) model the action as a product of independent MePoly blocks
             over consecutive coordinates (:class:`~mepoly_dist.BlockMePoly`, each block of
             ``order`` with its own default rule): the cheap fallback for D >= 4, whose joint
-            density's exact sampler is slow (see ``benchmarks/results/maniskill_heads.md``).
+            density's exact sampler is slow (see ``benchmarks/results/maniskill_heads/maniskill_heads.md``).
 
     Example::
 
