@@ -63,8 +63,11 @@ html_static_path: list[str] = []
 
 # -- autodoc ---------------------------------------------------------------------------------------
 # The docstrings are reStructuredText with the paper's equation numbers; their argument lists are
-# Google style ("Args:", "Returns:", "Example::"), which napoleon turns into field lists.
-napoleon_google_docstring = True
+# Google style ("Args:", "Returns:", "Example::"), which napoleon turns into field lists.  Napoleon
+# is called from _process_docstring below rather than by itself, and not on attributes: it reads
+# the first "X: Y" of an attribute's docstring as "type: description", and these docstrings do
+# not write types there ("constraint on natural parameters: a vector of finite reals").
+napoleon_google_docstring = False  # (its own hook off; see _process_docstring)
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 autodoc_member_order = "bysource"
@@ -336,6 +339,12 @@ DOCSTRING_FIXUPS: dict[str, list[tuple[str, str]]] = {
             "column 17 over rows 7..17;\n                              goals: 10..14 x 10..14\n",
         )
     ],
+    # src/mepoly_dist/zoo/benchmark/accuracy.py (TARGETS) and normalizer/common.py (random_params): |x|
+    "mepoly_dist.zoo.benchmark.accuracy.TARGETS": [("(largest c, |A| target, |H| target)", "(largest c, ``|A|`` target, ``|H|`` target)")],
+    "mepoly_dist.zoo.benchmark.normalizer.common.random_params": [("(|phi| <= 1)", "(``|phi| <= 1``)")],
+    # src/mepoly_dist/zoo/benchmark/normalizer/__init__.py: a "--------" line under a paragraph
+    # ("Unexpected indentation", "Block quote ends without a blank line")
+    "mepoly_dist.zoo.benchmark.normalizer": [(":mod:`~mepoly_dist.zoo.benchmark.normalizer.common`)\n--------\n", ":mod:`~mepoly_dist.zoo.benchmark.normalizer.common`):\n\n")],
     # integrations/il/mepoly_il/cli.py: indented usage lines without "::" ("Definition list ends
     # without a blank line")
     "mepoly_il.cli": [("Diffusion Policy imitation learning on ManiSkill.\n", "Diffusion Policy imitation learning on ManiSkill::\n")],
@@ -377,6 +386,10 @@ def _process_docstring(app, what, name, obj, options, lines):
         text = "\n".join(lines) + "\n"
         if old in text:
             lines[:] = text.replace(old, new).rstrip("\n").split("\n")
+    if what not in ("attribute", "data", "property"):
+        from sphinx.ext.napoleon.docstring import GoogleDocstring
+
+        lines[:] = GoogleDocstring(lines, app.config, app, what, name, obj, options).lines()
     if what in ("method", "property", "attribute"):
         # an override without a docstring: point at the base's documentation instead of
         # inheriting a docstring written for another project's reST setup

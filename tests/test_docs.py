@@ -187,6 +187,7 @@ def test_page_examples_run(path: Path, tmp_path):
     timings = json.loads(result.stdout.rsplit("DOCS-TEST-TIMINGS ", 1)[1])
     slow = [(line, seconds) for line, seconds in timings if seconds > 60]
     assert not slow, f"examples should take seconds, not minutes (line, s): {slow}"
+    print(f"{path.relative_to(ROOT)}: seconds per example (line, s): {timings}")
     if skipped:
         print(f"{path.relative_to(ROOT)}: not run here: {'; '.join(skipped)}")
 
