@@ -213,8 +213,8 @@ def _relink(text: str, source: Path) -> str:
             shown = path
         if bang:
             return f"({label}: `{shown}` in the repository)"
-        if label.strip("`").rstrip("/").split("/")[-1] == resolved.name:
-            return label  # the label names the file already
+        if label.startswith("`") and label.strip("`").rstrip("/").split("/")[-1] == resolved.name:
+            return label  # the label is the file's name already
         return f"{label} (`{shown}` in the repository)"
 
     return _LINK.sub(fix, text)
@@ -229,35 +229,27 @@ def copy_benchmarks() -> str:
     """Copy the reports and figures; return the docname of the reports' index page."""
     if not RESULTS.is_dir():
         raise RuntimeError(f"{RESULTS} is missing: the benchmark pages are built from it")
-    wanted: set[Path] = set()
-    reports: list[Path] = []
+    pages: dict[Path, str] = {}
+    figures: list[Path] = []
     for source in sorted(RESULTS.rglob("*")):
         if not source.is_file():
             continue
         rel = source.relative_to(RESULTS)
         if source.suffix == ".md":
-            reports.append(rel)
-            _write(BENCH / rel, _relink(source.read_text(), source))
-            wanted.add(rel)
+            pages[rel] = _relink(source.read_text(), source)
         elif source.suffix.lower() in FIGURES:
-            target = BENCH / rel
-            if not target.exists() or target.stat().st_mtime < source.stat().st_mtime or target.stat().st_size != source.stat().st_size:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
-            wanted.add(rel)
-    index = next((Path(name) for name in INDEX_NAMES if (RESULTS / name).is_file()), None)
+            figures.append(rel)
+    reports = list(pages)
+    index = next((Path(name) for name in INDEX_NAMES if Path(name) in pages), None)
     if index is None:
         # no index of their own: list the reports by their titles
         index = Path("index.md")
         lines = ["# Benchmark reports", "", "Every report names the command, machine, software and seeds that produced it.", ""]
-        for rel in reports:
-            lines.append(f"* [{_title((RESULTS / rel).read_text(), rel.stem)}]({rel.as_posix()})")
-        _write(BENCH / index, "\n".join(lines) + "\n")
-        wanted.add(index)
+        lines += [f"* [{_title(pages[rel], rel.stem)}]({rel.as_posix()})" for rel in reports]
+        pages[index] = "\n".join(lines) + "\n"
     # the index's own links give the order of the table of contents; every other report follows
-    text = (BENCH / index).read_text()
-    linked = []
-    for _, _, target in _LINK.findall(text):
+    linked: list[Path] = []
+    for _, _, target in _LINK.findall(pages[index]):
         path = target.partition("#")[0]
         if path.endswith(".md"):
             rel = Path(os.path.normpath(index.parent / path))
@@ -265,11 +257,21 @@ def copy_benchmarks() -> str:
                 linked.append(rel)
     others = [rel for rel in reports if rel not in linked and rel != index]
     entries = "\n".join(rel.with_suffix("").as_posix() for rel in linked + others)
-    toc = f"\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{entries}\n```\n"
-    _write(BENCH / index, text.rstrip("\n") + toc)
-    for stale in BENCH.rglob("*"):
+    pages[index] = pages[index].rstrip("\n") + f"\n\n```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{entries}\n```\n"
+
+    for rel, text in pages.items():
+        _write(BENCH / rel, text)
+    for rel in figures:
+        source, target = RESULTS / rel, BENCH / rel
+        if not target.exists() or target.stat().st_mtime < source.stat().st_mtime or target.stat().st_size != source.stat().st_size:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    wanted = set(pages) | set(figures)
+    for stale in sorted(BENCH.rglob("*"), reverse=True):
         if stale.is_file() and stale.relative_to(BENCH) not in wanted:
             stale.unlink()
+        elif stale.is_dir() and not any(stale.iterdir()):
+            stale.rmdir()
     return "benchmarks/" + index.with_suffix("").as_posix()
 
 
