@@ -14,7 +14,8 @@ coverage, TV to the Boltzmann target, mean reward, training wall-clock.  Runs go
 ``runs/bench-bandit/{target}__mepoly-{basis}-o{order}__{seed}``; the preset itself (Legendre,
 order 14) is the bandit benchmark's ``{target}__mepoly__{seed}`` run, so with ``--reuse`` and the
 same ``--runs-dir`` it is not trained twice.  Writes ``OUT/bandit_ablations.md`` and
-``OUT/bandit_ablations.png`` (OUT defaults to ``benchmarks/results/bandit``, beside the bandit benchmark's report) (sample histograms, one row per target and basis, one column per order).
+``OUT/bandit_ablations.png`` (sample histograms, one row per target and basis, one column per order);
+OUT defaults to ``benchmarks/results/bandit``, beside the bandit benchmark's report.
 """
 
 from __future__ import annotations
