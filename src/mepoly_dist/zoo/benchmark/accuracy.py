@@ -54,7 +54,7 @@ CONFIGS = [(2, 14), (2, 8), (3, 8), (4, 4), (5, 3)]
 SCALES = (1, 3, 10, 30, 100, 1000)
 QUICK_CONFIGS = [(2, 14), (3, 8)]
 QUICK_SCALES = (1, 10, 100)
-#: (largest c, |A| target, |H| target) per dimension
+#: (largest c, ``|A|`` target, ``|H|`` target) per dimension
 TARGETS = {2: (100, 1e-6, 1e-5), 3: (10, 1e-4, 1e-4), 4: (10, 1e-4, 1e-4), 5: (10, 1e-4, 1e-4)}
 REFERENCE_MAX_BOXES = 100_000
 

@@ -8,29 +8,31 @@ Usage (from the repository root)::
 Prints Markdown tables and writes them to ``OUT/normalizer.md``, with the plots
 ``OUT/normalizer_accuracy.png`` and ``OUT/normalizer_scaling.png``.
 
-Sections, one module each (``--sections`` runs some of them; the shared code is in
-:mod:`~mepoly_dist.zoo.benchmark.normalizer.common`)
+Sections
 --------
-1. **Accuracy per node** (:mod:`~mepoly_dist.zoo.benchmark.normalizer.accuracy`).  ``|A error|`` of every quadrature rule at node counts 256 .. 65536
-   on the natural parameters that project the paper's lemniscate and two-moons Boltzmann
-   targets ``exp(r / alpha)`` (alpha 0.2 and 0.05) onto the order-14 Legendre basis, against
-   a 1024 x 1024 tensor Gauss-Legendre float64 reference.  The reference is evaluated with an
-   independent separable formula (``E = T(x) L T(y)^T`` with numpy's Legendre Vandermonde
-   matrices), not with the package's feature code or normalizer.
-2. **Speed and peak memory** (:mod:`~mepoly_dist.zoo.benchmark.normalizer.speed`) of ``log_prob + entropy`` + backward at batch 4096, D = 2,
-   order 14, float32, one thread: the package's streaming normalizer (its default node-feature
-   operator, sum-factorized for these tensor rules, and the dense one), plain autograd on the
-   materialized ``batch x nodes`` grid (the paper's formulation), and the floor (a bare matmul
-   of the same shape + logsumexp, no grad).  Times are the best of interleaved repeats in this
-   process; peak memory is measured per variant in a fresh subprocess (``VmHWM`` reset via
-   ``/proc/self/clear_refs``).  Then the dense against the Kronecker operator at batch 171
-   and 4096 on ``gauss_legendre:80`` and ``gauss_legendre:64``, the normalizer work of one PPO
-   iteration of the paper's bandit (60 minibatches of 171), the paper's PPO-iteration workload
-   with a network head (1024 samples, 10 epochs x 6 minibatches), and the tiling of the stream.
-3. **Scaling with D** (:mod:`~mepoly_dist.zoo.benchmark.normalizer.scaling`, 1..8): nodes, number of parameters, time and ``|A error|`` of the
-   package default, tensor Gauss-Legendre and Sobol' rules on random natural parameters of a
-   fixed scale, against 10^6..10^8-node tensor Gauss-Legendre references evaluated by
-   :func:`separable_log_partition` (numpy only).
+One module each (``--sections`` runs some of them; the shared code is in
+:mod:`~mepoly_dist.zoo.benchmark.normalizer.common`):
+
+1. **Accuracy per node** (:mod:`~mepoly_dist.zoo.benchmark.normalizer.accuracy`).  ``|A error|`` of every
+   quadrature rule at node counts 256 .. 65536 on the natural parameters that project the paper's lemniscate
+   and two-moons Boltzmann targets ``exp(r / alpha)`` (alpha 0.2 and 0.05) onto the order-14 Legendre basis,
+   against a 1024 x 1024 tensor Gauss-Legendre float64 reference.  The reference is evaluated with an
+   independent separable formula (``E = T(x) L T(y)^T`` with numpy's Legendre Vandermonde matrices), not
+   with the package's feature code or normalizer.
+2. **Speed and peak memory** (:mod:`~mepoly_dist.zoo.benchmark.normalizer.speed`) of ``log_prob + entropy``
+   + backward at batch 4096, D = 2, order 14, float32, one thread: the package's streaming normalizer (its
+   default node-feature operator, sum-factorized for these tensor rules, and the dense one), plain autograd
+   on the materialized ``batch x nodes`` grid (the paper's formulation), and the floor (a bare matmul of the
+   same shape + logsumexp, no grad).  Times are the best of interleaved repeats in this process; peak memory
+   is measured per variant in a fresh subprocess (``VmHWM`` reset via ``/proc/self/clear_refs``).  Then the
+   dense against the Kronecker operator at batch 171 and 4096 on ``gauss_legendre:80`` and
+   ``gauss_legendre:64``, the normalizer work of one PPO iteration of the paper's bandit (60 minibatches of
+   171), the paper's PPO-iteration workload with a network head (1024 samples, 10 epochs x 6 minibatches),
+   and the tiling of the stream.
+3. **Scaling with D** (:mod:`~mepoly_dist.zoo.benchmark.normalizer.scaling`, 1..8): nodes, number of
+   parameters, time and ``|A error|`` of the package default, tensor Gauss-Legendre and Sobol' rules on
+   random natural parameters of a fixed scale, against 10^6..10^8-node tensor Gauss-Legendre references
+   evaluated by :func:`~mepoly_dist.zoo.benchmark.normalizer.common.separable_log_partition` (numpy only).
 
 The default rule of each D is read from ``mepoly_dist.quadrature.default_rule`` at run time.
 

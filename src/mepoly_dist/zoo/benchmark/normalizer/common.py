@@ -49,7 +49,7 @@ def fmt_mib(m):
 
 def random_params(dim, order, batch, gen, scale=SCALE, dtype=torch.float64):
     """``lambda_alpha ~ N(0, scale^2 / (F - 1))`` for alpha != 0, ``lambda_0 = 0``: with Legendre
-    features (|phi| <= 1) the energy has pointwise std <= scale, equal to scale at the corners."""
+    features (``|phi| <= 1``) the energy has pointwise std <= scale, equal to scale at the corners."""
     f = basis.num_features(dim, order)
     lam = torch.randn(batch, f, generator=gen, dtype=torch.float64) * (scale / math.sqrt(max(f - 1, 1)))
     lam[:, 0] = 0.0
