@@ -38,17 +38,17 @@ def target_moments(log_density, family) -> Tensor:
 
 def fit_max_entropy(moments: Tensor, family, max_iter: int = 500, tolerance: float = 1e-9) -> Tensor:
     """Natural parameters whose MePoly moments match ``moments`` (L-BFGS on the convex dual)."""
-    lam = torch.zeros_like(moments, requires_grad=True)
-    optimizer = torch.optim.LBFGS([lam], lr=1.0, max_iter=max_iter, tolerance_grad=tolerance, tolerance_change=1e-14, history_size=50, line_search_fn="strong_wolfe")
+    natural_params = torch.zeros_like(moments, requires_grad=True)
+    optimizer = torch.optim.LBFGS([natural_params], lr=1.0, max_iter=max_iter, tolerance_grad=tolerance, tolerance_change=1e-14, history_size=50, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        loss = MePoly(lam, family, validate_args=False).log_partition - (lam * moments).sum()
+        loss = MePoly(natural_params, family, validate_args=False).log_partition - (natural_params * moments).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return lam.detach()
+    return natural_params.detach()
 
 
 def project_energy(log_density, family, points_per_dim: int = 256) -> torch.Tensor:

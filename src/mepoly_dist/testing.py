@@ -135,9 +135,9 @@ def bounded_params(rng: np.random.Generator, num: int, amplitude: float, batch=(
     return torch.from_numpy(v)
 
 
-def materialized(lam: torch.Tensor, feats: torch.Tensor, logw: torch.Tensor):
+def materialized(natural_params: torch.Tensor, feats: torch.Tensor, logw: torch.Tensor):
     """Plain autograd on the full ``batch x nodes`` matrix: A, H, E[phi] and the masses p."""
-    energy = lam @ feats.t()
+    energy = natural_params @ feats.t()
     s = energy + logw
     A = torch.logsumexp(s, dim=-1)
     p = torch.softmax(s, dim=-1)
@@ -186,7 +186,7 @@ MAXIMUM_SEARCH_POINTS = {1: 2049, 2: 257, 3: 65, 4: 25, 5: 15}
 #: a box that contains a local maximum is bisected until its panel's energies lie within this
 #: many units of the maximum's energy
 FORCE_RANGE = 4.0
-#: the tolerance is raised to at least this many ulps of sum |lam| (the rounding floor of the energies)
+#: the tolerance is raised to at least this many ulps of sum |natural_params| (the rounding floor of the energies)
 ROUNDING_FLOOR = 16.0
 #: local maxima more than this far below the global maximum are negligible (exp(-60) ~ 1e-26)
 CANDIDATE_WINDOW = 60.0
@@ -258,18 +258,18 @@ def _moment_contract(Wf: np.ndarray, mats) -> np.ndarray:
 
 
 class _Energy:
-    """The energy ``lam . phi(x)`` as a dense Legendre coefficient tensor ``C[alpha_1..alpha_D]``."""
+    """The energy ``natural_params . phi(x)`` as a dense Legendre coefficient tensor ``C[alpha_1..alpha_D]``."""
 
-    def __init__(self, lam, exponents, order: int):
-        lam = np.asarray(lam, dtype=np.float64).reshape(-1)
+    def __init__(self, natural_params, exponents, order: int):
+        natural_params = np.asarray(natural_params, dtype=np.float64).reshape(-1)
         exps = np.asarray(exponents, dtype=np.int64)
-        if exps.shape[0] != lam.size:
-            raise ValueError(f"lam has {lam.size} entries for {exps.shape[0]} exponents")
+        if exps.shape[0] != natural_params.size:
+            raise ValueError(f"natural_params has {natural_params.size} entries for {exps.shape[0]} exponents")
         self.dim = exps.shape[1]
         self.order = order
         self.exponents = exps
         self.C = np.zeros((order + 1,) * self.dim)
-        np.add.at(self.C, tuple(exps.T), lam)
+        np.add.at(self.C, tuple(exps.T), natural_params)
         self.Dm = _legendre_derivative_matrix(order)
 
     def vander(self, x):
@@ -418,14 +418,14 @@ def _panels(energy: _Energy, lo, hi, t, w, M, ranges: bool = True, chunk_nodes=1
     return Z, G, emin, emax, rng_, emax_faces
 
 
-def adaptive_reference(lam, dim: int, order: int, exponents=None, tol: float | None = None, panel_points: int | None = None,
+def adaptive_reference(natural_params, dim: int, order: int, exponents=None, tol: float | None = None, panel_points: int | None = None,
                        max_boxes: int = 200_000, moments: bool = True) -> AdaptiveResult:
-    r"""Independent float64 :math:`A`, :math:`H` and :math:`\mathbb{E}_p[\phi]` of one row ``lam``.
+    r"""Independent float64 :math:`A`, :math:`H` and :math:`\mathbb{E}_p[\phi]` of one row ``natural_params``.
 
-    ``exponents``: ``(F, D)``, the order of ``lam``'s entries (default: the package's graded
+    ``exponents``: ``(F, D)``, the order of ``natural_params``'s entries (default: the package's graded
     order, :func:`graded_exponents_ref`).  ``tol``: relative tolerance on the estimated error
     of :math:`Z` and of :math:`\int (E - M) e^{E - M}` (so of :math:`A` and :math:`H`), raised to
-    the float64 rounding floor of the energies (``ROUNDING_FLOOR`` ulps of ``sum |lam|``);
+    the float64 rounding floor of the energies (``ROUNDING_FLOOR`` ulps of ``sum |natural_params|``);
     default :data:`ADAPTIVE_TOL` of the dimension.
 
     The algorithm (module comment above): every leaf of a bisection tree carries its panel
@@ -438,20 +438,20 @@ def adaptive_reference(lam, dim: int, order: int, exponents=None, tol: float | N
     variation over their panel) until their panel energies lie within ``FORCE_RANGE`` of that
     maximum, so that no peak can hide between the nodes.
     """
-    lam = np.asarray(lam, dtype=np.float64).reshape(-1)
+    natural_params = np.asarray(natural_params, dtype=np.float64).reshape(-1)
     if exponents is None:
         exponents = graded_exponents_ref(dim, order)
     exponents = np.asarray(exponents, dtype=np.int64)
-    energy = _Energy(lam, exponents, order)
+    energy = _Energy(natural_params, exponents, order)
     D = dim
     n = panel_points or ADAPTIVE_PANEL_POINTS.get(D, 6)
     tol = ADAPTIVE_TOL.get(D, 1e-7) if tol is None else tol
     t, w = nplegendre.leggauss(n)
     cand_x, cand_e = energy_maxima_ref(energy)
     M = float(cand_e[0])
-    # float64 rounding of the energies (|P_k| <= 1, so |energy terms| <= sum |lam|) puts a floor
+    # float64 rounding of the energies (|P_k| <= 1, so |energy terms| <= sum |natural_params|) puts a floor
     # under the error estimates: ask for no less than a few times that floor
-    noise = ROUNDING_FLOOR * np.finfo(np.float64).eps * float(np.abs(lam).sum())
+    noise = ROUNDING_FLOOR * np.finfo(np.float64).eps * float(np.abs(natural_params).sum())
     tol_eff = max(tol, noise)
     nodes_used = 0
 
@@ -545,10 +545,10 @@ def adaptive_reference(lam, dim: int, order: int, exponents=None, tol: float | N
     return AdaptiveResult(A, H, mom, float(err.sum() / Ztot), int(lo.shape[0]), int(nodes_used), cand_x[0], M)
 
 
-def log_partition_entropy_ref(lam, dim: int, order: int, exponents=None, tol: float | None = None):
-    """``(A, H)`` of one float64 row ``lam`` (graded order unless ``exponents``), by
+def log_partition_entropy_ref(natural_params, dim: int, order: int, exponents=None, tol: float | None = None):
+    """``(A, H)`` of one float64 row ``natural_params`` (graded order unless ``exponents``), by
     :func:`adaptive_reference`."""
-    r = adaptive_reference(lam, dim, order, exponents, tol=tol, moments=False)
+    r = adaptive_reference(natural_params, dim, order, exponents, tol=tol, moments=False)
     return r.A, r.H
 
 
@@ -578,7 +578,7 @@ def tensor_gauss_legendre_ref(lams, dim: int, order: int, points: int = 400, exp
     return A, H, p @ phi
 
 
-def nested_quad_ref_2d(lam, order: int, points=(), exponents=None, epsrel: float = 1e-13):
+def nested_quad_ref_2d(natural_params, order: int, points=(), exponents=None, epsrel: float = 1e-13):
     """``(A, H)`` of a D = 2 row by scipy.integrate.quad of quad (QUADPACK's adaptive
     Gauss-Kronrod), in log space around the energy maximum, with the maxima's coordinates
     and a geometric grading towards them as QUADPACK break points (``points``: ``(m, 2)``)."""
@@ -586,7 +586,7 @@ def nested_quad_ref_2d(lam, order: int, points=(), exponents=None, epsrel: float
 
     if exponents is None:
         exponents = graded_exponents_ref(2, order)
-    energy = _Energy(lam, exponents, order)
+    energy = _Energy(natural_params, exponents, order)
     C = energy.C
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     M = max(energy.value_and_grad(p)[0] for p in pts) if len(pts) else 0.0

@@ -71,9 +71,9 @@ class BoxRule:
             out = (out[:, :, None] + self.axis_log_weights[:, d, None, :]).reshape(B, -1)
         return out
 
-    def log_masses(self, lam: Tensor) -> Tensor:
+    def log_masses(self, natural_params: Tensor) -> Tensor:
         op = self.operator
-        return op.energies(op.prepare(lam), slice(0, op.num_nodes)) + self.log_weights()
+        return op.energies(op.prepare(natural_params), slice(0, op.num_nodes)) + self.log_weights()
 
 
 def _significant_box(rule: BoxRule, log_masses: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,13 +88,13 @@ def _significant_box(rule: BoxRule, log_masses: Tensor) -> tuple[Tensor, Tensor]
     return ends.gather(-1, first).squeeze(-1), ends.gather(-1, last + 2).squeeze(-1)
 
 
-def zoom_boxes(lam: Tensor, points: int, exponents: Tensor, order: int, basis: str, steps: int = ZOOM_STEPS) -> tuple[Tensor, Tensor]:
-    """Boxes ``(lo, hi)``, each ``(B, D)``, around the mass of every row of ``lam`` ``(B, F)``."""
-    B, D = lam.shape[0], exponents.shape[1]
-    lo = torch.full((B, D), -1.0, dtype=lam.dtype, device=lam.device)
+def zoom_boxes(natural_params: Tensor, points: int, exponents: Tensor, order: int, basis: str, steps: int = ZOOM_STEPS) -> tuple[Tensor, Tensor]:
+    """Boxes ``(lo, hi)``, each ``(B, D)``, around the mass of every row of ``natural_params`` ``(B, F)``."""
+    B, D = natural_params.shape[0], exponents.shape[1]
+    lo = torch.full((B, D), -1.0, dtype=natural_params.dtype, device=natural_params.device)
     hi = -lo
     with torch.no_grad():
         for _ in range(steps):
             rule = BoxRule(lo, hi, points, exponents, order, basis)
-            lo, hi = _significant_box(rule, rule.log_masses(lam.detach()))
+            lo, hi = _significant_box(rule, rule.log_masses(natural_params.detach()))
     return lo, hi

@@ -132,9 +132,9 @@ def fit_command(args) -> dict:
     points = targets.target_points(args.target, seed=args.seed)
     log_density = lambda x: targets.boltzmann_log_density(x, points, args.alpha)
     start = time.perf_counter()
-    lam = fit_max_entropy(target_moments(log_density, family), family)
+    natural_params = fit_max_entropy(target_moments(log_density, family), family)
     fit_seconds = time.perf_counter() - start
-    dist = MePoly(lam, family)
+    dist = MePoly(natural_params, family)
     samples = dist.sample((args.samples,)).numpy()
     found = {
         "target": args.target,
@@ -148,7 +148,7 @@ def fit_command(args) -> dict:
         **metrics.bandit_metrics(samples, points, args.alpha),
     }
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"natural_params": lam, "family": family.config}, out / "natural_params.pt")
+    torch.save({"natural_params": natural_params, "family": family.config}, out / "natural_params.pt")
     (out / "metrics.json").write_text(json.dumps(found, indent=2))
     plot_density_comparison(out / "density.png", dist, log_density, points, samples[:20000], title=f"{args.target}, alpha = {args.alpha}",
                             alpha=args.alpha)
