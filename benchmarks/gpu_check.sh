@@ -24,6 +24,7 @@ python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; pr
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 echo "== device tests"
 python3 -m pytest -q -p no:cacheprovider -rs tests/core/test_devices.py tests/core/test_host_sync.py tests/core/test_torch_corners.py 2>&1 | tee "$out/gpu_tests.log"
+python3 -m pytest -q -p no:cacheprovider -rs tests/rl/test_sb3.py -k on_the_device 2>&1 | tee -a "$out/gpu_tests.log"
 echo "== core speed (cuda, then cpu)"
 python3 benchmarks/core_speed.py --device cuda --repeats 3 --out "$out"
 python3 benchmarks/core_speed.py --device cpu --repeats 1 --out "$out"

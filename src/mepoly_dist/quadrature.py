@@ -296,7 +296,7 @@ POINTS_PER_ORDER = {1: 32, 2: 10}
 
 def default_rule(dim: int, order: int | None = None, max_nodes: int | None = None) -> QuadratureRule:
     """The default rule for a dimension: the most accurate per node in
-    ``benchmarks/results/normalizer.md``, with at most about 8,192 nodes; ``order`` must be one
+    ``benchmarks/results/normalizer/normalizer.md``, with at most about 8,192 nodes; ``order`` must be one
     it resolves (at least ``order + 1`` points per axis; a larger order gets that many).
 
     Tensor Gauss-Legendre wins per node up to D = 5 (the MePoly integrand is analytic, so its

@@ -55,7 +55,7 @@ SCALES_HIGH_D = (1, 3, 10)
 ROWS_HIGH_D = {3: 3, 4: 3, 5: 2}
 
 #: targets the package does not meet yet (zoom onto one box, then global refinement of the tensor
-#: rule up to the node budget; measured errors in benchmarks/results/accuracy.md).  Rows there are inaccurate and
+#: rule up to the node budget; measured errors in benchmarks/results/accuracy/accuracy.md).  Rows there are inaccurate and
 #: warned about (QuadratureWarning, tested below), or accurate but flagged by the conservative
 #: estimate.  Strict: a target that starts to pass must be moved out of this list.
 NOT_MET_2D = {(20, 100)}

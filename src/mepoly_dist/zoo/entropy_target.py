@@ -3,7 +3,7 @@ r"""``EntropyTarget``: a learned entropy coefficient for SB3's on-policy algorit
 A fixed ``ent_coef`` :math:`\alpha` does not fix how spread the policy is: on Smooth World's
 three_goals the preset :math:`\alpha = 0.3` leaves MePoly (exact entropy) at about 1.1 nats, near the
 uniform density's 1.39, and the GMM baseline (Monte-Carlo entropy) at about 0.9
-(``benchmarks/results/smoothworld_three_goals_sweep.md``).  SAC (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms
+(``benchmarks/results/smoothworld/smoothworld_three_goals_sweep.md``).  SAC (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms
 and Applications", eq. 18) instead learns the temperature so that the policy's mean entropy
 tracks a target :math:`\bar{\mathcal H}`, by descending
 
