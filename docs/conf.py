@@ -324,15 +324,16 @@ def _resolve_reexport(app, env, node, contnode):
 # -- docstrings ------------------------------------------------------------------------------------
 OWN_PACKAGES = ("mepoly_dist", "mepoly_maniskill", "mepoly_il")
 
-# Docstrings whose reST does not parse, patched here (exact text, so that each entry does nothing
-# once the docstring is fixed at its source; then delete the entry).  name -> [(old, new)].
-DOCSTRING_FIXUPS: dict[str, list[tuple[str, str]]] = {
+# Docstrings whose reST does not parse, patched here (exact text or a pattern, so that each entry
+# does nothing once the docstring is fixed at its source; then delete the entry).
+# name -> [(old text or compiled pattern, new)].
+DOCSTRING_FIXUPS: dict[str, list[tuple[str | re.Pattern, str]]] = {
     # src/mepoly_dist/testing.py: |x| is reST's substitution syntax ("Undefined substitution referenced")
     "mepoly_dist.testing.bounded_params": [
         ("sum |lambda_i| = amplitude, so |energy| <= amplitude", r"``sum |lambda_i| = amplitude``, so ``|energy| <= amplitude``"),
         ("(|b_k| <= 1 on the cube)", "(``|b_k| <= 1`` on the cube)"),
     ],
-    "mepoly_dist.testing.ROUNDING_FLOOR": [("ulps of sum |lam| (", "ulps of ``sum |lam|`` (")],
+    "mepoly_dist.testing.ROUNDING_FLOOR": [(re.compile(r"ulps of sum \|(\w+)\| \("), r"ulps of ``sum |\1|`` (")],
     "mepoly_dist.testing.AdaptiveResult.error": [("estimated |A error| (", "estimated ``|A error|`` (")],
     # src/mepoly_dist/zoo/envs/layouts.py: a cell wider than its column ("Malformed table")
     "mepoly_dist.zoo.envs.layouts": [
@@ -386,8 +387,8 @@ def _documented_base(obj, name: str):
 def _process_docstring(app, what, name, obj, options, lines):
     for old, new in DOCSTRING_FIXUPS.get(name, []):
         text = "\n".join(lines) + "\n"
-        if old in text:
-            lines[:] = text.replace(old, new).rstrip("\n").split("\n")
+        text = old.sub(new, text) if isinstance(old, re.Pattern) else text.replace(old, new)
+        lines[:] = text.split("\n")[:-1]
     if what not in ("attribute", "data", "property"):
         from sphinx.ext.napoleon.docstring import GoogleDocstring
 

@@ -160,6 +160,23 @@ def test_pages_have_examples():
     assert len(runnable_here) >= 8, "most examples should run with the [rl] extra alone"
 
 
+def _command_after(text: str, marker: str) -> str | None:
+    if marker not in text:
+        return None
+    match = re.search(r"```bash\n(.*?)\n```", text[text.index(marker) :], re.S)
+    return match.group(1).strip() if match else None
+
+
+@pytest.mark.parametrize("marker", ["<!-- main-command -->", "<!-- test-command -->"])
+def test_getting_started_quotes_the_readme_commands(marker):
+    """Getting started shows the README's two commands word for word (the README's are the ones
+    CI runs, see tests/test_project.py)."""
+    readme = _command_after((ROOT / "README.md").read_text(), marker)
+    if readme is None:
+        pytest.skip(f"README.md has no {marker} block")
+    assert _command_after((DOCS / "getting-started.md").read_text(), marker) == readme
+
+
 @pytest.mark.parametrize("path", PAGES_WITH_CODE, ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_page_examples_run(path: Path, tmp_path):
     blocks = _blocks(path)
