@@ -82,7 +82,6 @@ nitpicky = False
 # The benchmark reports (benchmarks/results/, written by the benchmark scripts and copied here
 # as they are) sometimes step from a "#" title straight to "###" sections; that is a matter of
 # their layout, not an error of the site.
-suppress_warnings = ["myst.header"]
 
 # -- MyST (the Markdown pages and the benchmark reports) -------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
@@ -324,34 +323,6 @@ def _resolve_reexport(app, env, node, contnode):
 # -- docstrings ------------------------------------------------------------------------------------
 OWN_PACKAGES = ("mepoly_dist", "mepoly_maniskill", "mepoly_il")
 
-# Docstrings whose reST does not parse, patched here (exact text or a pattern, so that each entry
-# does nothing once the docstring is fixed at its source; then delete the entry).
-# name -> [(old text or compiled pattern, new)].
-DOCSTRING_FIXUPS: dict[str, list[tuple[str | re.Pattern, str]]] = {
-    # src/mepoly_dist/testing.py: |x| is reST's substitution syntax ("Undefined substitution referenced")
-    "mepoly_dist.testing.bounded_params": [
-        ("sum |lambda_i| = amplitude, so |energy| <= amplitude", r"``sum |lambda_i| = amplitude``, so ``|energy| <= amplitude``"),
-        ("(|b_k| <= 1 on the cube)", "(``|b_k| <= 1`` on the cube)"),
-    ],
-    "mepoly_dist.testing.ROUNDING_FLOOR": [(re.compile(r"ulps of sum \|(\w+)\| \("), r"ulps of ``sum |\1|`` (")],
-    "mepoly_dist.testing.AdaptiveResult.error": [("estimated |A error| (", "estimated ``|A error|`` (")],
-    # src/mepoly_dist/zoo/envs/layouts.py: a cell wider than its column ("Malformed table")
-    "mepoly_dist.zoo.envs.layouts": [
-        (
-            "column 17 over rows 7..17; goals: 10..14 x 10..14\n",
-            "column 17 over rows 7..17;\n                              goals: 10..14 x 10..14\n",
-        )
-    ],
-    # src/mepoly_dist/zoo/benchmark/accuracy.py (TARGETS) and normalizer/common.py (random_params): |x|
-    "mepoly_dist.zoo.benchmark.accuracy.TARGETS": [("(largest c, |A| target, |H| target)", "(largest c, ``|A|`` target, ``|H|`` target)")],
-    "mepoly_dist.zoo.benchmark.normalizer.common.random_params": [("(|phi| <= 1)", "(``|phi| <= 1``)")],
-    # src/mepoly_dist/zoo/benchmark/normalizer/__init__.py: a "--------" line under a paragraph
-    # ("Unexpected indentation", "Block quote ends without a blank line")
-    "mepoly_dist.zoo.benchmark.normalizer": [(":mod:`~mepoly_dist.zoo.benchmark.normalizer.common`)\n--------\n", ":mod:`~mepoly_dist.zoo.benchmark.normalizer.common`):\n\n")],
-    # integrations/il/mepoly_il/cli.py: indented usage lines without "::" ("Definition list ends
-    # without a blank line")
-    "mepoly_il.cli": [("Diffusion Policy imitation learning on ManiSkill.\n", "Diffusion Policy imitation learning on ManiSkill::\n")],
-}
 
 
 def _documented_base(obj, name: str):
@@ -385,10 +356,6 @@ def _documented_base(obj, name: str):
 
 
 def _process_docstring(app, what, name, obj, options, lines):
-    for old, new in DOCSTRING_FIXUPS.get(name, []):
-        text = "\n".join(lines) + "\n"
-        text = old.sub(new, text) if isinstance(old, re.Pattern) else text.replace(old, new)
-        lines[:] = text.split("\n")[:-1]
     if what not in ("attribute", "data", "property"):
         from sphinx.ext.napoleon.docstring import GoogleDocstring
 

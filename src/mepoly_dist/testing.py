@@ -128,8 +128,8 @@ def cell_grid(dim: int, bins: int, points: int):
 
 
 def bounded_params(rng: np.random.Generator, num: int, amplitude: float, batch=()) -> torch.Tensor:
-    """Random float64 natural parameters with sum |lambda_i| = amplitude, so |energy| <= amplitude
-    for the Legendre and the monomial basis (|b_k| <= 1 on the cube)."""
+    """Random float64 natural parameters with ``sum |lambda_i| = amplitude``, so ``|energy| <= amplitude``
+    for the Legendre and the monomial basis (``|b_k| <= 1`` on the cube)."""
     v = rng.standard_normal(tuple(batch) + (num,))
     v = amplitude * v / np.abs(v).sum(-1, keepdims=True)
     return torch.from_numpy(v)
@@ -186,7 +186,7 @@ MAXIMUM_SEARCH_POINTS = {1: 2049, 2: 257, 3: 65, 4: 25, 5: 15}
 #: a box that contains a local maximum is bisected until its panel's energies lie within this
 #: many units of the maximum's energy
 FORCE_RANGE = 4.0
-#: the tolerance is raised to at least this many ulps of sum |natural_params| (the rounding floor of the energies)
+#: the tolerance is raised to at least this many ulps of ``sum |natural_params|`` (the rounding floor of the energies)
 ROUNDING_FLOOR = 16.0
 #: local maxima more than this far below the global maximum are negligible (exp(-60) ~ 1e-26)
 CANDIDATE_WINDOW = 60.0
@@ -359,7 +359,7 @@ class AdaptiveResult:
         self.A = A  #: log Z
         self.H = H  #: entropy
         self.moments = moments  #: E_p[phi] in the order of the exponents given
-        self.error = error  #: estimated |A error| (sum of the boxes' estimates / Z)
+        self.error = error  #: estimated ``|A error|`` (sum of the boxes' estimates / Z)
         self.boxes = boxes  #: number of leaf boxes
         self.nodes = nodes  #: energy evaluations in the cubature (all panels, halves included)
         self.max_point = max_point

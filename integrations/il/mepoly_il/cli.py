@@ -1,4 +1,4 @@
-"""``mepoly-il``: train and evaluate MePoly / Diffusion Policy imitation learning on ManiSkill.
+"""``mepoly-il``: train and evaluate MePoly / Diffusion Policy imitation learning on ManiSkill::
 
     mepoly-il train PushCube-v1 --demos PATH --method mepoly|dp [--preset cpu|gpu] [--seed S]
                     [--out RUN_DIR] [--set mepoly.stage1.steps=100 ...] [--eval-episodes N]

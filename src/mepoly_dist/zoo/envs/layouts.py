@@ -19,7 +19,8 @@ layout                        cells                                            e
 ``two_slits``                 walls: column 15 except rows 4..7 and 17..20;    (2.5, 12.5)
                               goals: column 24
 ``cshape``                    walls: rows 7 and 17 over columns 7..17 and      (19.5, 12.5)
-                              column 17 over rows 7..17; goals: 10..14 x 10..14
+                              column 17 over rows 7..17;
+                              goals: 10..14 x 10..14
 ============================  ===============================================  ==================
 
 ``three_goals`` deviates from "start at the centre": the centre cell is a death cell, so its

@@ -8,9 +8,7 @@ Usage (from the repository root)::
 Prints Markdown tables and writes them to ``OUT/normalizer.md``, with the plots
 ``OUT/normalizer_accuracy.png`` and ``OUT/normalizer_scaling.png``.
 
-Sections
---------
-One module each (``--sections`` runs some of them; the shared code is in
+**Sections**, one module each (``--sections`` runs some of them; the shared code is in
 :mod:`~mepoly_dist.zoo.benchmark.normalizer.common`):
 
 1. **Accuracy per node** (:mod:`~mepoly_dist.zoo.benchmark.normalizer.accuracy`).  ``|A error|`` of every
