@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bandit import plot_action_samples
+from .bandit import add_sweep_arguments, parse_sweep_arguments, plot_action_samples, run_sweep
 from .results import markdown_table, results_header, write_report
-from .sweep import add_backend_arguments, load_finished, run_parallel, train_run
 
 __all__ = ["PRESET", "run_name", "summarize", "figure", "main"]
 
@@ -87,38 +86,18 @@ def main(argv=None):
     parser.add_argument("--targets", nargs="+", default=["lemniscate", "two_moons"])
     parser.add_argument("--orders", nargs="+", type=int, default=[2, 6, 10, 14])
     parser.add_argument("--bases", nargs="+", default=["legendre", "monomial"], choices=["legendre", "monomial"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    add_backend_arguments(parser)
-    parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
-    parser.add_argument("--steps", type=int, default=None, help="samples per run (default: the preset's 102,400)")
-    parser.add_argument("--quick", action="store_true", help="5 iterations per run, one seed (smoke run)")
-    parser.add_argument("--runs-dir", default="runs/bench-bandit")
-    parser.add_argument("--out", default="benchmarks/results/bandit")
-    args = parser.parse_args(argv)
+    add_sweep_arguments(parser, seeds=[0], quick_iterations=5)
+    args = parse_sweep_arguments(parser, argv)
     if any(order < 1 for order in args.orders):
         parser.error(f"orders must be positive, got {args.orders}")
-    if args.quick:
-        args.steps, args.seeds = 5 * 1024, args.seeds[:1]
     runs_dir, out = Path(args.runs_dir), Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     header = results_header("Bandit ablations: MePoly's polynomial order and basis (section 5.2, Fig. 3)", args.seeds)
-    jobs, results = {}, {}
+    runs = {}
     for key in [(t, b, n, s) for t in args.targets for b in args.bases for n in args.orders for s in args.seeds]:
         target, basis, order, seed = key
         run_dir = runs_dir / run_name(*key)
-        finished = load_finished(run_dir) if args.reuse else None
-        if finished is not None:
-            results[key] = finished
-        else:
-            jobs[key] = (train_run, (target, "mepoly", seed, str(run_dir), args.steps, (), [f"order={order}", f"basis={basis}"]))
-
-    def report(key, m):
-        print(f"{key}: coverage {m['coverage']:.3f}  TV {m['tv_to_target']:.3f}  reward {m['mean_reward']:.3f}  "
-              f"{m['train_seconds']:.0f} s", flush=True)
-
-    if results:
-        print(f"reusing {len(results)} finished runs: {sorted(results)}", flush=True)
-    results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
+        runs[key] = (run_dir, (target, "mepoly", seed, str(run_dir), args.steps, (), [f"order={order}", f"basis={basis}"]))
+    results = run_sweep(runs, args)
     name = "bandit_ablations_quick" if args.quick else "bandit_ablations"
     figure(out / f"{name}.png", runs_dir, results, args.targets, args.bases, args.orders, args.seeds[0])
     text = header + "\n" + summarize(results, args.targets, args.bases, args.orders, args.seeds)

@@ -40,7 +40,7 @@ import numpy as np
 from .results import markdown_table, results_header, write_report
 from .sweep import add_backend_arguments, load_finished, run_parallel, train_run
 
-__all__ = ["summarize", "plot_action_samples", "figure", "main"]
+__all__ = ["summarize", "plot_action_samples", "figure", "add_sweep_arguments", "parse_sweep_arguments", "run_sweep", "main"]
 
 
 def plot_action_samples(ax, samples_path: Path, bins: int = 64) -> None:
@@ -102,33 +102,30 @@ def figure(path: Path, runs_dir: Path, targets, methods) -> None:
     plt.close(fig)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", nargs="+", default=["lemniscate", "two_moons"])
-    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian", "gmm", "fpo"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+def add_sweep_arguments(parser: argparse.ArgumentParser, seeds, quick_iterations: int) -> None:
+    """The options every bandit sweep takes: seeds, the backend, ``--reuse``, ``--steps``, ``--quick``
+    (``quick_iterations`` PPO iterations per run, one seed), ``--runs-dir`` and ``--out``."""
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(seeds))
     add_backend_arguments(parser)
     parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
     parser.add_argument("--steps", type=int, default=None, help="samples per run (default: the preset's 102,400)")
-    parser.add_argument("--quick", action="store_true", help="10 iterations per run, one seed (smoke run)")
+    parser.add_argument("--quick", action="store_true", help=f"{quick_iterations} iterations per run, one seed (smoke run)")
     parser.add_argument("--runs-dir", default="runs/bench-bandit")
     parser.add_argument("--out", default="benchmarks/results/bandit")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.seeds = 10 * 1024, args.seeds[:1]
-    runs_dir, out = Path(args.runs_dir), Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    header = results_header("Bandit benchmark: PPO on the paper's lemniscate and two moons (section 5.2)", args.seeds)
+    parser.set_defaults(quick_iterations=quick_iterations)
+
+
+def run_sweep(runs: dict, args) -> dict:
+    """Train the runs of a sweep, ``key -> (run_dir, train_run arguments)``, in ``args.workers``
+    processes or on Ray (``args.backend``); with ``args.reuse`` a run whose directory already holds
+    ``metrics.json`` is read instead.  Returns ``key -> metrics`` and prints each run as it ends."""
     jobs, results = {}, {}
-    for t in args.targets:
-        for m in args.methods:
-            for s in args.seeds:
-                run_dir = runs_dir / f"{t}__{m}__{s}"
-                finished = load_finished(run_dir) if args.reuse else None
-                if finished is not None:
-                    results[(t, m, s)] = finished
-                else:
-                    jobs[(t, m, s)] = (train_run, (t, m, s, str(run_dir), args.steps))
+    for key, (run_dir, train_arguments) in runs.items():
+        finished = load_finished(run_dir) if args.reuse else None
+        if finished is not None:
+            results[key] = finished
+        else:
+            jobs[key] = (train_run, train_arguments)
 
     def report(key, m):
         print(f"{key}: coverage {m['coverage']:.3f}  TV {m['tv_to_target']:.3f}  reward {m['mean_reward']:.3f}  "
@@ -137,6 +134,31 @@ def main(argv=None):
     if results:
         print(f"reusing {len(results)} finished runs: {sorted(results)}", flush=True)
     results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
+    return results
+
+
+def parse_sweep_arguments(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """Parse, apply ``--quick`` and create ``--out``."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.seeds = args.quick_iterations * 1024, args.seeds[:1]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", nargs="+", default=["lemniscate", "two_moons"])
+    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian", "gmm", "fpo"])
+    add_sweep_arguments(parser, seeds=[0, 1, 2], quick_iterations=10)
+    args = parse_sweep_arguments(parser, argv)
+    runs_dir, out = Path(args.runs_dir), Path(args.out)
+    header = results_header("Bandit benchmark: PPO on the paper's lemniscate and two moons (section 5.2)", args.seeds)
+    runs = {}
+    for key in [(t, m, s) for t in args.targets for m in args.methods for s in args.seeds]:
+        run_dir = runs_dir / "__".join(map(str, key))
+        runs[key] = (run_dir, (*key, str(run_dir), args.steps))
+    results = run_sweep(runs, args)
     text = header + "\n" + summarize(results, args.targets, args.methods, args.seeds)
     name = "bandit_quick" if args.quick else "bandit"
     figure(out / f"{name}.png", runs_dir, args.targets, args.methods)
