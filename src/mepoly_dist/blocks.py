@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 from torch.distributions.kl import kl_divergence, register_kl
 
-from .distribution import MePoly, _NoReparameterization, cube, finite_vector
+from .distribution import MePoly, _OnTheCube
 from .family import MePolyFamily
 
 __all__ = ["BlockMePolyFamily", "BlockMePoly", "parse_blocks"]
@@ -152,7 +152,7 @@ class BlockMePolyFamily(nn.Module):
         return f"sizes={self.sizes}"
 
 
-class BlockMePoly(_NoReparameterization, Distribution):
+class BlockMePoly(_OnTheCube, Distribution):
     r"""Product of independent MePoly densities over consecutive coordinate blocks (see module docstring).
 
     Args:
@@ -160,10 +160,6 @@ class BlockMePoly(_NoReparameterization, Distribution):
         family: a :class:`BlockMePolyFamily`.
         validate_args: as in ``torch.distributions``.
     """
-
-    arg_constraints = {"natural_params": finite_vector}
-    support = cube
-    has_rsample = False
 
     def __init__(self, natural_params: Tensor, family: BlockMePolyFamily, validate_args=None):
         if not isinstance(family, BlockMePolyFamily):

@@ -82,10 +82,14 @@ finite_vector = _Independent(_Finite(), 1)
 cube = _Independent(constraints.interval(-1.0, 1.0), 1)
 
 
-class _NoReparameterization:
-    """``rsample``, ``cdf`` and ``icdf`` of MePoly and its block products: each raises
-    ``NotImplementedError`` with the reason and the alternative (torch's defaults raise a
-    bare ``NotImplementedError``)."""
+class _OnTheCube:
+    """What MePoly and its block products share: a finite natural-parameter vector, support on the
+    cube, and ``rsample``, ``cdf`` and ``icdf`` that raise ``NotImplementedError`` with the reason and
+    the alternative (torch's defaults raise a bare ``NotImplementedError``)."""
+
+    arg_constraints = {"natural_params": finite_vector}
+    support = cube
+    has_rsample = False
 
     def rsample(self, sample_shape=torch.Size()):
         raise NotImplementedError(
@@ -109,7 +113,7 @@ class _NoReparameterization:
         )
 
 
-class MePoly(_NoReparameterization, ExponentialFamily):
+class MePoly(_OnTheCube, ExponentialFamily):
     r"""Maximum-entropy polynomial distribution on :math:`[-1, 1]^D`.
 
     Args:
@@ -126,10 +130,6 @@ class MePoly(_NoReparameterization, ExponentialFamily):
         >>> dist.entropy()  # uniform on the square: 2 log 2
         tensor(1.3863)
     """
-
-    arg_constraints = {"natural_params": finite_vector}
-    support = cube
-    has_rsample = False
 
     def __init__(self, natural_params: Tensor, family: MePolyFamily, validate_args=None):
         if not isinstance(family, MePolyFamily):

@@ -136,12 +136,7 @@ class Layout:
     @cached_property
     def cell_kinds(self) -> np.ndarray:
         """``(size, size)`` int8 grid indexed ``[y, x]``: FREE, WALL, GOAL or DEATH (read-only)."""
-        grid = np.full((self.size, self.size), FREE, dtype=np.int8)
-        for kind, cells in ((WALL, self.walls), (GOAL, self.goals), (DEATH, self.deaths)):
-            for x, y in cells:
-                grid[y, x] = kind
-        grid.flags.writeable = False
-        return grid
+        return self._paint(((WALL, self.walls), (GOAL, self.goals), (DEATH, self.deaths)), FREE, np.int8)
 
     @cached_property
     def goal_labels(self) -> np.ndarray:
@@ -173,12 +168,17 @@ class Layout:
     @cached_property
     def route_labels(self) -> np.ndarray:
         """``(size, size)`` int64 grid indexed ``[y, x]``: the route id of each route cell, -1 elsewhere."""
-        labels = np.full((self.size, self.size), -1, dtype=np.int64)
-        for index, route in enumerate(self.routes):
-            for x, y in route:
-                labels[y, x] = index
-        labels.flags.writeable = False
-        return labels
+        return self._paint(enumerate(self.routes), -1, np.int64)
+
+    def _paint(self, labelled_cells, background: int, dtype) -> np.ndarray:
+        """A read-only ``(size, size)`` grid indexed ``[y, x]``: ``background``, with the cells
+        ``(x, y)`` of each ``(label, cells)`` pair set to ``label`` (later pairs win)."""
+        grid = np.full((self.size, self.size), background, dtype=dtype)
+        for label, cells in labelled_cells:
+            for x, y in cells:
+                grid[y, x] = label
+        grid.flags.writeable = False
+        return grid
 
     @cached_property
     def start_cells(self) -> np.ndarray:
