@@ -333,12 +333,13 @@ def section_speed(args, log):
         )
     )
     lines.append("")
+    quick_note = f"; --quick ran {epochs} epoch and scales by 10" if args.quick else ""
     lines.append(
         f"**Normalizer work of one PPO iteration** of the paper's bandit ({n_samples} samples, 10 epochs x "
         f"{math.ceil(n_samples / minibatch)} minibatches of <= {minibatch} = {10 * math.ceil(n_samples / minibatch)} minibatches): "
         f"forward and backward of `log_partition_and_entropy` on random natural parameters (energy std <= {SCALE:g}) with "
         f"the package's tiling, no network; best (median) of {ppo_repeats + 2}"
-        + (f"; --quick ran {epochs} epoch and scales by 10" if args.quick else "")
+        + quick_note
         + ":"
     )
     lines.append("")
@@ -352,7 +353,7 @@ def section_speed(args, log):
         f"**PPO-iteration workload** ({n_samples} samples, 10 epochs x {math.ceil(n_samples / minibatch)} minibatches of "
         f"<= {minibatch}, order {order}, D = {dim}; a `Linear({obs_dim}, 120)` head predicts lambda; forward + backward of "
         f"`-(log_prob.mean() + 0.01 entropy.mean())` per minibatch, no optimizer step; best of {ppo_repeats}"
-        + (f"; --quick ran {epochs} epoch and scales by 10" if args.quick else "")
+        + quick_note
         + "):"
     )
     lines.append("")
@@ -373,7 +374,7 @@ def section_speed(args, log):
     lines.append("")
     lines.append(
         f"**Tiling of the stream**, `{default_spec}`: the work of (a) through the functional "
-        f"`log_partition_and_entropy(lam, family.node_operator, logw, chunk)` with all rows at once and a fixed chunk "
+        f"`log_partition_and_entropy(natural_params, family.node_operator, logw, chunk)` with all rows at once and a fixed chunk "
         f"(rounded down to whole 80-node slabs by the Kronecker operator), next to the package's tiles (`MePoly`, "
         f"`family.tile_for(batch)`: `chunk_size` = {MePolyFamily(1, 0).chunk_size} nodes, more for small batches, and "
         f"as many rows as keep a step near 2^18 (row, node) pairs); best of {repeats} ({3 * repeats} at batch {minibatch}):"
