@@ -75,10 +75,10 @@ def test_summary_and_verdicts_from_records_of_another_session(tmp_path):
 
     verdicts = {line.split(":")[0]: line for line in smoothworld.target_verdicts(summary)}
     # four_walls: MePoly's mean (0.8467 + 0.2222) / 2 = 0.53 is below GMM's (0.9753 + 0.5) / 2 = 0.74
-    assert verdicts["four_walls"].startswith("four_walls: NOT MET") and "gmm" in verdicts["four_walls"]
+    assert verdicts["four_walls"].startswith("four_walls: no") and "gmm" in verdicts["four_walls"]
     # two_walls: MePoly's entropy is the higher, and its mean success (1.00 + 0.93) / 2 passes although one seed's does not
     assert summary[("two_walls", "mepoly")]["success"] == pytest.approx(0.965)
-    assert verdicts["two_walls"].startswith("two_walls: MET")
+    assert verdicts["two_walls"].startswith("two_walls: yes")
     assert verdicts["three_goals"].startswith("three_goals: not measured")
     for line in verdicts.values():
         assert line in text
@@ -113,8 +113,8 @@ def test_verdict_requires_the_success_rate_and_another_method():
                ("four_walls", "mepoly"): entry(0.5, 1.0), ("four_walls", "fpo"): entry(0.5, 1.0),
                ("three_goals", "mepoly"): entry(0.5, 1.0)}
     verdicts = smoothworld.target_verdicts(summary)
-    assert verdicts[0].startswith("four_walls: MET") and "seeds differ" not in verdicts[0]  # a tie counts as highest
-    assert verdicts[1].startswith("two_walls: NOT MET")  # highest entropy, success below 0.95
+    assert verdicts[0].startswith("four_walls: yes") and "seeds differ" not in verdicts[0]  # a tie counts as highest
+    assert verdicts[1].startswith("two_walls: no")  # highest entropy, success below 0.95
     assert verdicts[1].endswith("(seeds [0, 1]); the methods' seeds differ")
     assert verdicts[2].startswith("three_goals: not measured")
 

@@ -167,7 +167,7 @@ def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: fl
         best_other, other = max(((v["entropy"], m) for m, v in methods.items() if m != "mepoly"))
         met = mine["entropy"] >= best_other and mine["success"] >= success_threshold
         same_seeds = len({tuple(v["seeds"]) for v in methods.values()}) == 1
-        lines.append(f"{layout}: {'MET' if met else 'NOT MET'}: MePoly goal entropy {mine['entropy']:.2f} (success "
+        lines.append(f"{layout}: {'yes' if met else 'no'}: MePoly goal entropy {mine['entropy']:.2f} (success "
                      f"{mine['success']:.2f}, seeds {mine['seeds']}) vs the best other, {other}, {best_other:.2f} "
                      f"(seeds {methods[other]['seeds']})" + ("" if same_seeds else "; the methods' seeds differ"))
     return lines
@@ -371,7 +371,7 @@ def main(argv=None):
                 record.notes["drift_mean"] = drift_means[record.name]
         update_table(args.records, [records[key] for key in sorted(results)])
     text = (header + "\n" + table + "\n## Over seeds\n\n" + summary_table
-            + f"\nTarget (goal entropy of MePoly the highest, success >= {TARGET_SUCCESS}):\n\n" + verdicts
+            + f"\nIs MePoly's goal entropy the highest of the methods, with success >= {TARGET_SUCCESS}?\n\n" + verdicts
             + _figures_text(name, fans, drifts))
     write_report(out, f"{name}.md", text)
 
