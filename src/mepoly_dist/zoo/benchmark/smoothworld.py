@@ -25,8 +25,8 @@ the finished runs of ``--runs-dir`` and trains nothing.  Writes ``OUT/smoothworl
 OUT defaults to ``benchmarks/results/smoothworld``) and ``OUT/NAME.png`` and ``OUT/NAME_drift.png``
 (trajectory fans and drift fields of the lowest seed with a saved model).
 
-Below the per-run table, a summary over seeds per (layout, method) and the issue's target on the
-layouts of :data:`TARGET_LAYOUTS`: MePoly's goal entropy the highest of the methods run, with a
+Below the per-run table, a summary over seeds per (layout, method) and, on the layouts of
+:data:`TARGET_LAYOUTS`, whether MePoly's goal entropy is the highest of the methods run, with a
 success rate of at least 0.95.
 
 ``--records TABLE.jsonl`` adds each run's small text records (metrics, curves, cached checkpoint
@@ -55,7 +55,7 @@ from .sweep import add_backend_arguments, run_parallel, train_run
 __all__ = ["TARGET_LAYOUTS", "TARGET_SUCCESS", "run_name", "steps_to_success", "late_goal_entropy", "summarize",
            "target_verdicts", "draw_fans", "draw_drift", "figure", "recorded_panels", "main"]
 
-#: layouts of the issue's target: MePoly's goal entropy the highest, with success >= TARGET_SUCCESS
+#: layouts of the paper's claim checked in the reports: MePoly's goal entropy the highest, with success >= TARGET_SUCCESS
 TARGET_LAYOUTS = ("four_walls", "two_walls", "three_goals")
 TARGET_SUCCESS = 0.95
 #: how a drift-field panel names its run's mean drift length (the record's ``notes["drift_mean"]``)

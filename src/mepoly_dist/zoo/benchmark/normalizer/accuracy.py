@@ -132,7 +132,7 @@ def section_accuracy(args, log):
     lines.append(md_table(["rule family", "smallest passing rule", "nodes", "max abs(A error)"], frows))
     lines.append("")
 
-    # the targets of the issue
+    # the accuracy the default rule is chosen for
     within = [r for r in results if r["nodes"] <= NODE_BUDGET and r["err64"].max() <= TOL]
     target_met = bool(within)
     best_within = min(within, key=lambda r: r["nodes"]) if within else None
