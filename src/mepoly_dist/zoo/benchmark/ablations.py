@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bandit import add_sweep_arguments, parse_sweep_arguments, plot_action_samples, run_sweep
+from .bandit import add_sweep_arguments, draws_figures, parse_sweep_arguments, plot_action_samples, run_sweep
 from .results import markdown_table, results_header, write_report
 
 __all__ = ["PRESET", "run_name", "summarize", "figure", "main"]
@@ -99,7 +99,8 @@ def main(argv=None):
         runs[key] = (run_dir, (target, "mepoly", seed, str(run_dir), args.steps, (), [f"order={order}", f"basis={basis}"]))
     results = run_sweep(runs, args)
     name = "bandit_ablations_quick" if args.quick else "bandit_ablations"
-    figure(out / f"{name}.png", runs_dir, results, args.targets, args.bases, args.orders, args.seeds[0])
+    if draws_figures(args):
+        figure(out / f"{name}.png", runs_dir, results, args.targets, args.bases, args.orders, args.seeds[0])
     text = header + "\n" + summarize(results, args.targets, args.bases, args.orders, args.seeds)
     text += f"\n![sample histograms, seed {args.seeds[0]}]({name}.png)\n"
     write_report(out, f"{name}.md", text)

@@ -5,7 +5,8 @@ Usage (from the repository root)::
 
     python benchmarks/bandit.py [--targets lemniscate two_moons] [--methods mepoly gaussian gmm fpo]
                                 [--seeds 0 1 2] [--workers 2] [--backend local|ray [--address ADDR]]
-                                [--reuse] [--quick] [--out benchmarks/results/bandit]
+                                [--reuse] [--quick] [--records TABLE.jsonl] [--out benchmarks/results/bandit]
+    python benchmarks/bandit.py --report-only --runs-dir TABLE.jsonl   # the report from recorded runs
 
 Every (target, method, seed) is one ``mepoly train`` run (:func:`mepoly_dist.zoo.train.train`, the
 presets of ``presets/ppo.yml``: 100 PPO iterations of 1024 one-step episodes, 10 epochs x 6
@@ -21,6 +22,9 @@ tanh-squashed Gaussian mixture, Monte-Carlo entropy) and ``fpo`` (flow policy op
 :mod:`mepoly_dist.zoo.baselines`; all with the same budget and network (presets).  ``--reuse`` skips
 runs whose directory already holds ``metrics.json`` (a rerun only trains what is missing);
 ``--backend ray`` runs the same sweep as Ray Tune trials (``--address`` for a cluster).
+``--records TABLE.jsonl`` keeps each finished run's records (:mod:`~mepoly_dist.zoo.benchmark.records`)
+in one table, from which ``--report-only --runs-dir TABLE.jsonl`` remakes the report without
+training (the sample-histogram figure needs the runs' saved actions, so it is kept as it is).
 
 A method name may carry overrides after ``+`` (:data:`mepoly_dist.zoo.benchmark.sweep.VARIANTS`): ``mepoly+normadv`` is
 MePoly with SB3's advantage normalization switched on (the main rows use
@@ -38,9 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from .results import markdown_table, results_header, write_report
+from .records import Runs, compact, is_table, update_table
 from .sweep import add_backend_arguments, load_finished, run_parallel, train_run
 
-__all__ = ["summarize", "plot_action_samples", "figure", "add_sweep_arguments", "parse_sweep_arguments", "run_sweep", "main"]
+__all__ = ["summarize", "plot_action_samples", "figure", "add_sweep_arguments", "parse_sweep_arguments", "draws_figures", "run_sweep", "main"]
 
 
 def plot_action_samples(ax, samples_path: Path, bins: int = 64) -> None:
@@ -110,7 +115,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, seeds, quick_iterations
     parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
     parser.add_argument("--steps", type=int, default=None, help="samples per run (default: the preset's 102,400)")
     parser.add_argument("--quick", action="store_true", help=f"{quick_iterations} iterations per run, one seed (smoke run)")
-    parser.add_argument("--runs-dir", default="runs/bench-bandit")
+    parser.add_argument("--runs-dir", default="runs/bench-bandit",
+                        help="where the runs are trained (one directory each); with --report-only, a records table (*.jsonl) may stand in")
+    parser.add_argument("--records", default=None, metavar="TABLE.jsonl",
+                        help="add every finished run's records to this table (mepoly_dist.zoo.benchmark.records)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: make the report from the finished runs of --runs-dir (run directories or a records table)")
     parser.add_argument("--out", default="benchmarks/results/bandit")
     parser.set_defaults(quick_iterations=quick_iterations)
 
@@ -118,7 +128,21 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, seeds, quick_iterations
 def run_sweep(runs: dict, args) -> dict:
     """Train the runs of a sweep, ``key -> (run_dir, train_run arguments)``, in ``args.workers``
     processes or on Ray (``args.backend``); with ``args.reuse`` a run whose directory already holds
-    ``metrics.json`` is read instead.  Returns ``key -> metrics`` and prints each run as it ends."""
+    ``metrics.json`` is read instead, and ``args.records`` collects the finished runs' records in a
+    table.  With ``args.report_only`` nothing is trained: the finished runs are read from
+    ``args.runs_dir`` (run directories or a records table).  Returns ``key -> metrics`` and prints
+    each run as it ends."""
+    if args.report_only:
+        source = Runs(args.runs_dir)
+        results = {}
+        for key, (run_dir, _) in runs.items():
+            record = source.finished(Path(run_dir).name)
+            if record is not None:
+                results[key] = record.metrics
+        missing = sorted(set(runs) - set(results))
+        if missing:
+            print(f"not finished in {args.runs_dir}, left out of the report: {missing}", flush=True)
+        return results
     jobs, results = {}, {}
     for key, (run_dir, train_arguments) in runs.items():
         finished = load_finished(run_dir) if args.reuse else None
@@ -134,6 +158,8 @@ def run_sweep(runs: dict, args) -> dict:
     if results:
         print(f"reusing {len(results)} finished runs: {sorted(results)}", flush=True)
     results.update(run_parallel(jobs, args.workers, report, args.backend, args.address))
+    if args.records:
+        update_table(args.records, compact(Path(run_dir) for key, (run_dir, _) in runs.items() if key in results))
     return results
 
 
@@ -142,8 +168,18 @@ def parse_sweep_arguments(parser: argparse.ArgumentParser, argv) -> argparse.Nam
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.seeds = args.quick_iterations * 1024, args.seeds[:1]
+    if args.records and not is_table(args.records):
+        parser.error(f"--records must name a records table (*.jsonl), got {args.records!r}")
+    if is_table(args.runs_dir) and not args.report_only:
+        parser.error("a records table as --runs-dir needs --report-only (runs are trained into directories)")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     return args
+
+
+def draws_figures(args) -> bool:
+    """Whether the figures can be drawn: they need the runs' action samples, which a records table
+    does not keep (a report made from a table keeps the figures it has)."""
+    return not is_table(args.runs_dir)
 
 
 def main(argv=None):
@@ -161,7 +197,8 @@ def main(argv=None):
     results = run_sweep(runs, args)
     text = header + "\n" + summarize(results, args.targets, args.methods, args.seeds)
     name = "bandit_quick" if args.quick else "bandit"
-    figure(out / f"{name}.png", runs_dir, args.targets, args.methods)
+    if draws_figures(args):
+        figure(out / f"{name}.png", runs_dir, args.targets, args.methods)
     text += f"\n![policies]({name}.png)\n"
     write_report(out, f"{name}.md", text)
 
