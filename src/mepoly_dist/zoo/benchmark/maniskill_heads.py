@@ -96,7 +96,7 @@ def features(family, x: torch.Tensor) -> torch.Tensor:
 
 
 def _fit_one(moments: torch.Tensor, family) -> torch.Tensor:
-    """Maximum likelihood = moment matching, :math:`\min_\lambda A(\lambda) - \lambda^\top m` (convex):
+    r"""Maximum likelihood = moment matching, :math:`\min_\lambda A(\lambda) - \lambda^\top m` (convex):
     L-BFGS (:func:`fit_max_entropy`), and Adam on the same objective where L-BFGS's line search
     diverges (it does for the 8-D joint head on its 8,192 Sobol' points)."""
     lam = fit_max_entropy(moments, family)
