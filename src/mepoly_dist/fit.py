@@ -22,7 +22,6 @@ from numpy.polynomial import legendre
 from torch import Tensor
 
 from .distribution import MePoly
-from .normalizer import expectation
 
 __all__ = ["target_moments", "fit_max_entropy", "project_energy"]
 

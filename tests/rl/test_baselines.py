@@ -186,7 +186,8 @@ def test_cli_trains_and_reloads_the_baselines_on_the_bandit(tmp_path, policy):
     import json
 
     from mepoly_dist.zoo.cli import main
-    from mepoly_dist.zoo.train import load_model, resolve_config
+    from mepoly_dist.zoo.config import resolve_config
+    from mepoly_dist.zoo.train import load_model
 
     config = resolve_config("lemniscate", policy)
     assert config.algo == ("fpo" if policy == "fpo" else "ppo") and config.n_timesteps == 102_400 and config.n_envs == 1024

@@ -18,7 +18,8 @@ from mepoly_dist.zoo.envs import make_vec_env
 from mepoly_dist.sb3 import MePolyActorCriticPolicy
 from mepoly_dist.zoo import EntropyTarget
 from mepoly_dist.zoo.entropy_target import parse_auto_ent_coef
-from mepoly_dist.zoo.train import load_model, resolve_config
+from mepoly_dist.zoo.config import resolve_config
+from mepoly_dist.zoo.train import load_model
 
 
 def _ppo(policy=MePolyActorCriticPolicy, ent_coef=0.3, **policy_kwargs):

@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper  # noqa: E402
 
 from mepoly_dist.sb3 import MePolyActorCriticPolicy  # noqa: E402
 from mepoly_dist.zoo import MaxEntPPO  # noqa: E402
-from mepoly_dist.zoo.train import resolve_config  # noqa: E402
+from mepoly_dist.zoo.config import resolve_config  # noqa: E402
 
 
 class NoOp(BaseCallback):

@@ -9,7 +9,8 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from mepoly_dist.zoo import tasks
-from mepoly_dist.zoo.train import RunConfig, build_model, load_presets, make_env, resolve_config
+from mepoly_dist.zoo.config import RunConfig, load_presets, resolve_config
+from mepoly_dist.zoo.train import build_model, make_env
 
 
 class _CountingTask(tasks.Task):

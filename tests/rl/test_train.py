@@ -16,7 +16,8 @@ import yaml
 
 from mepoly_dist.zoo import metrics, rollouts
 from mepoly_dist.zoo.cli import main
-from mepoly_dist.zoo.train import latest_checkpoint, resolve_config
+from mepoly_dist.zoo.config import resolve_config
+from mepoly_dist.zoo.train import latest_checkpoint
 
 
 def _train(out, *args):
@@ -272,7 +273,8 @@ class _Gone:
 
 
 def test_a_model_that_refers_to_a_missing_module_fails_with_a_clear_message(tmp_path, capsys):
-    from mepoly_dist.zoo.train import ConfigError, build_model, load_model, make_env
+    from mepoly_dist.zoo.config import ConfigError
+    from mepoly_dist.zoo.train import build_model, load_model, make_env
 
     config = resolve_config("lemniscate", "mepoly", n_envs=4, policy_kwargs=["order=4"])
     (tmp_path / "config.yml").write_text(yaml.safe_dump(config.to_dict()))

@@ -153,7 +153,8 @@ def test_bad_input_is_named():
 
 def test_short_training_run_with_a_block_head_evaluates_and_resumes(tmp_path):
     from mepoly_dist.sb3 import MePolyActorCriticPolicy
-    from mepoly_dist.zoo.train import load_model, resolve_config, train
+    from mepoly_dist.zoo.config import resolve_config
+    from mepoly_dist.zoo.train import load_model, train
 
     config = resolve_config("maniskill/PushCube-v1", "mepoly", seed=0, n_timesteps=64, n_envs=1, checkpoint_every=32,
                             hp=["n_steps=32", "batch_size=32", "n_epochs=1"], policy_kwargs=["net_arch=[32]"])

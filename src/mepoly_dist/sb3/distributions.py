@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-import torch
 from stable_baselines3.common.distributions import Distribution
 from torch import Tensor
 

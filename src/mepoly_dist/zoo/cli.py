@@ -159,7 +159,8 @@ def _print_metrics(metrics: dict, out: Path) -> None:
 def train_command(args) -> dict:
     import torch
 
-    from .train import ConfigError, resolve_config, train
+    from .config import ConfigError, resolve_config
+    from .train import train
 
     torch.set_num_threads(args.threads)
     try:
@@ -176,7 +177,8 @@ def train_command(args) -> dict:
 def eval_command(args) -> dict:
     import torch
 
-    from .train import ConfigError, evaluate_run
+    from .config import ConfigError
+    from .train import evaluate_run
 
     torch.set_num_threads(args.threads)
     try:
@@ -190,7 +192,7 @@ def eval_command(args) -> dict:
 def _parser() -> _Parser:
     from . import targets
     from .tasks import all_aliases
-    from .train import ALGORITHMS, POLICIES
+    from .config import ALGORITHMS, POLICIES
 
     aliases = all_aliases()
     parser = _Parser(prog="mepoly", description=DESCRIPTION, formatter_class=_Formatter)

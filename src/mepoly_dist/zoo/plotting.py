@@ -4,8 +4,13 @@ starts over the layout and drift fields over the whole world, and learning curve
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .envs.layouts import Layout
 
 __all__ = ["density_grid", "plot_density_comparison", "plot_policy_density", "draw_layout", "draw_trajectories", "plot_trajectory_fan", "draw_drift_field", "plot_learning_curves"]
 

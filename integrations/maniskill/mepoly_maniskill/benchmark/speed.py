@@ -46,7 +46,8 @@ def main(argv=None):
 
     from ..evaluation import evaluate_success
 
-    from mepoly_dist.zoo.train import build_model, make_env, resolve_config
+    from mepoly_dist.zoo.config import resolve_config
+    from mepoly_dist.zoo.train import build_model, make_env
 
     configs = {method: resolve_config(f"maniskill/{args.task}", method, seed=args.seed) for method in METHODS}
     envs = {method: make_env(config, args.seed) for method, config in configs.items()}

@@ -26,7 +26,8 @@ def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None 
     """
     import torch
 
-    from mepoly_dist.zoo.train import resolve_config, train
+    from mepoly_dist.zoo.config import resolve_config
+    from mepoly_dist.zoo.train import train
 
     torch.set_num_threads(1)
     policy, *variants = method.split("+")
