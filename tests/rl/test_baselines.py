@@ -14,7 +14,7 @@ from numpy.polynomial import legendre
 from scipy import stats
 from stable_baselines3 import PPO
 
-from mepoly_dist.zoo.baselines import FPO, FPOPolicy, GMMActorCriticPolicy, GMMDistribution
+from mepoly_dist.zoo.baselines import FPO, FPOPolicy, GMMActorCriticPolicy, GMMDistribution, NSFActorCriticPolicy, NSFDistribution
 from mepoly_dist.zoo.envs import make_vec_env
 
 K, D = 3, 2
@@ -109,6 +109,88 @@ def test_gmm_bad_options_name_the_problem():
         GMMDistribution(2, n_components=4).proba_distribution(torch.zeros(3, 7))
 
 
+def _nsf(latent=None, seed=0, **options):
+    """A float64 NSF action distribution for one random latent state, its hyper-networks given
+    non-trivial weights (the policy's initialisation starts them near the identity)."""
+    torch.manual_seed(seed)
+    dist = NSFDistribution(D, **{"transforms": 2, "hidden_features": (16, 16), **options})
+    head = dist.proba_distribution_net(latent_dim=4).double()
+    head.init_hyper_networks(hidden_gain=1.0, output_gain=1.0)
+    latent = torch.randn(1, 4, dtype=torch.float64) if latent is None else latent
+    return dist, head, latent
+
+
+def test_nsf_log_prob_is_the_change_of_variables_of_its_sampling_map():
+    """Independent of zuko's log-determinants: log pi(a) = log N(z) - log|det da/dz| with the
+    Jacobian of the map z -> a = tanh(g(z)) by autograd."""
+    dist, head, latent = _nsf()
+    flow = head(latent)
+    for z in torch.randn(5, D, dtype=torch.float64):
+        to_action = lambda z: torch.tanh(flow.transform.inv(z[None]))[0]  # noqa: E731
+        a = to_action(z)
+        jacobian = torch.autograd.functional.jacobian(to_action, z)
+        expected = -0.5 * float(z @ z) - D / 2 * math.log(2 * math.pi) - math.log(abs(float(torch.linalg.det(jacobian))))
+        assert float(dist.proba_distribution(flow).log_prob(a[None]).detach()) == pytest.approx(expected, abs=1e-8)
+
+
+def test_nsf_density_integrates_to_one_on_the_box_and_its_entropy_estimate_matches_a_numerical_integral():
+    dist, head, latent = _nsf(seed=1)
+    nodes, weights = _box_rule()
+    with torch.no_grad():
+        log_p = dist.proba_distribution(head(latent.expand(len(nodes), -1))).log_prob(torch.tensor(nodes)).numpy()
+    assert float((weights * np.exp(log_p)).sum()) == pytest.approx(1.0, abs=1e-4)
+    exact = float(-(weights * np.exp(log_p) * log_p).sum())
+    mc = NSFDistribution(D, transforms=2, hidden_features=(16, 16), entropy_samples=20_000).proba_distribution(head(latent))
+    estimate = mc.entropy()
+    assert estimate.shape == (1,)
+    assert float(estimate.detach()) == pytest.approx(exact, abs=0.03)
+    estimate.sum().backward()  # reparameterized: the gradient reaches the flow's weights
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in head.parameters())
+
+
+def test_nsf_mode_is_the_image_of_the_base_mode_and_samples_stay_inside():
+    dist, head, latent = _nsf(seed=2)
+    flow = head(latent.expand(3, -1))
+    dist.proba_distribution(flow)
+    expected = torch.tanh(flow.transform.inv(torch.zeros(3, D, dtype=torch.float64)))
+    torch.testing.assert_close(dist.mode(), expected)
+    assert bool((dist.sample().abs() < 1).all())
+
+
+def test_nsf_policy_starts_state_independent_trains_with_ppo_and_round_trips(tmp_path):
+    env = make_vec_env("mepoly/Bandit-v0", n_envs=64, seed=0, monitor=False)
+    model = PPO(NSFActorCriticPolicy, env, n_steps=1, batch_size=32, n_epochs=2, seed=0,
+                policy_kwargs=dict(transforms=2, hidden_features=[16, 16], entropy_samples=4))
+    # SB3's gain 0.01 stays on the hyper-networks' output layers only: a near-identity start
+    hyper = [m for m in model.policy.action_net.modules() if type(m).__name__ == "MaskedMLP"]
+    assert hyper and all(float(mlp[0].weight.detach().abs().max()) > 0.1 and float(mlp[-1].weight.detach().abs().max()) < 0.05 for mlp in hyper)
+    before = [p.detach().clone() for p in model.policy.action_net.parameters()]
+    model.learn(256)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.action_net.parameters()))
+    model.save(tmp_path / "nsf.zip")
+    loaded = PPO.load(tmp_path / "nsf.zip")
+    assert loaded.policy.action_dist.transforms == 2 and loaded.policy.action_dist.hidden_features == (16, 16)
+    obs, actions = torch.zeros(16, 1), torch.rand(16, 2) * 1.8 - 0.9
+    with torch.no_grad():
+        _, lp_a, _ = model.policy.evaluate_actions(obs, actions)
+        _, lp_b, _ = loaded.policy.evaluate_actions(obs, actions)
+    torch.testing.assert_close(lp_a, lp_b)
+    predicted, _ = loaded.predict(np.zeros((100, 1), np.float32), deterministic=True)
+    assert predicted.shape == (100, 2) and np.all(np.abs(predicted) < 1) and np.ptp(predicted, axis=0).max() < 1e-5
+
+
+def test_nsf_bad_options_name_the_problem():
+    env = make_vec_env("mepoly/Bandit-v0", n_envs=2, monitor=False)
+    with pytest.raises(ValueError, match="transforms"):
+        PPO(NSFActorCriticPolicy, env, policy_kwargs=dict(transforms=0))
+    with pytest.raises(ValueError, match="hidden_features"):
+        PPO(NSFActorCriticPolicy, env, policy_kwargs=dict(hidden_features=[]))
+    with pytest.raises(ValueError, match="Gaussian-policy option"):
+        PPO(NSFActorCriticPolicy, env, policy_kwargs=dict(log_std_init=-1.0))
+    with pytest.raises(TypeError, match="NormalizingFlow"):
+        NSFDistribution(2).proba_distribution(torch.zeros(3, 7))
+
+
 def _fpo(n_envs=256, **kwargs):
     env = make_vec_env("mepoly/Bandit-v0", n_envs=n_envs, seed=0, monitor=False)
     options = dict(n_steps=1, batch_size=64, n_epochs=2, gamma=1.0, gae_lambda=1.0, seed=0, num_fpo_samples=8,
@@ -181,7 +263,7 @@ def test_fpo_bad_options_name_the_problem():
         _fpo().policy.evaluate_actions(torch.zeros(2, 1), torch.zeros(2, 2))
 
 
-@pytest.mark.parametrize("policy", ["gmm", "fpo"])
+@pytest.mark.parametrize("policy", ["gmm", "nsf", "fpo"])
 def test_cli_trains_and_reloads_the_baselines_on_the_bandit(tmp_path, policy):
     import json
 

@@ -207,7 +207,8 @@ def _parser() -> _Parser:
                        help=f"an alias ({', '.join(sorted(aliases))}) or a gymnasium id (mepoly/Bandit-v0, Pendulum-v1, ...)")
     train.add_argument("--policy", default="mepoly", choices=POLICIES,
                        help="the action distribution: mepoly (MePoly), gaussian (SB3's MlpPolicy), or the paper's baselines "
-                            "gmm (Gaussian mixture) and fpo (flow policy, algo fpo); default: %(default)s")
+                            "gmm (Gaussian mixture) and fpo (flow policy optimization, algo fpo), or nsf (a neural spline flow under PPO); "
+                            "default: %(default)s")
     train.add_argument("--algo", default=None, choices=ALGORITHMS,
                        help="algorithm (default: the preset's); maxent_ppo puts ent_coef * entropy into the returns")
     train.add_argument("--seed", type=_seed, default=0, help="seed of the environments, the networks and the sampling; default: %(default)s")
@@ -219,7 +220,7 @@ def _parser() -> _Parser:
                        help="keyword arguments of the algorithm's constructor, e.g. ent_coef=0.1 learning_rate=lin_1e-3; "
                             "ent_coef=auto_0.3 target_entropy=0.8 learns the coefficient (SAC style)")
     train.add_argument("--policy-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="keyword arguments of the policy's constructor, e.g. order=10 (MePoly) or n_components=8 (gmm)")
+                       help="keyword arguments of the policy's constructor, e.g. order=10 (MePoly), n_components=8 (gmm) or transforms=2 (nsf)")
     train.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                        help="keyword arguments of the environment's constructor, e.g. target=two_moons or layout=three_goals")
     train.add_argument("--out", default=None, metavar="DIR",

@@ -11,7 +11,9 @@ built, and a wrong one is a :class:`ConfigError` that names what is accepted.
 Policies: ``mepoly`` (:class:`~mepoly_dist.sb3.MePolyActorCriticPolicy`), ``gaussian`` (SB3's
 ``MlpPolicy``), and the paper's baselines (:mod:`mepoly_dist.zoo.baselines`): ``gmm``
 (:class:`~mepoly_dist.zoo.baselines.GMMActorCriticPolicy` under PPO) and ``fpo`` (algorithm
-``fpo``: :class:`~mepoly_dist.zoo.baselines.FPO` with its ``MlpPolicy``).
+``fpo``: :class:`~mepoly_dist.zoo.baselines.FPO` with its ``MlpPolicy``), and the
+normalizing-flow peer ``nsf`` (:class:`~mepoly_dist.zoo.baselines.NSFActorCriticPolicy`, a
+neural spline flow under PPO).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .tasks import all_aliases, all_presets, constructor_keywords, find_task
 __all__ = ["POLICIES", "ALGORITHMS", "PAPER_ALPHA", "ConfigError", "RunConfig", "resolve_config", "load_presets", "algorithm_classes",
            "policy_class", "resolved_policy_class", "learned_ent_coef"]
 
-POLICIES = ("mepoly", "gaussian", "gmm", "fpo")
+POLICIES = ("mepoly", "gaussian", "gmm", "nsf", "fpo")
 #: the algorithms of ``--algo`` (:func:`_algorithms` maps them to their classes)
 ALGORITHMS = ("ppo", "maxent_ppo", "a2c", "trpo", "fpo")
 #: the paper's entropy coefficient / target temperature on the bandit (section 5.2)
@@ -62,6 +64,10 @@ def policy_class(policy: str, algo: str = "ppo"):
         from .baselines import GMMActorCriticPolicy
 
         return GMMActorCriticPolicy
+    if policy == "nsf":
+        from .baselines import NSFActorCriticPolicy
+
+        return NSFActorCriticPolicy
     if policy == "fpo" and algo != "fpo":
         raise ConfigError(f"policy 'fpo' needs algo 'fpo' (flow policy optimization), got {algo!r}")
     return "MlpPolicy"  # SB3's Gaussian, or FPO's flow policy (FPO.policy_aliases)

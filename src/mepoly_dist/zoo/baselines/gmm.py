@@ -6,21 +6,18 @@ The paper's second RL baseline (section 5, "Baselines"): ``PPO(GMMActorCriticPol
 :math:`\mu_k \in \mathbb{R}^D` and log standard deviations :math:`\log\sigma_k` of K diagonal
 Gaussians on an unbounded pre-action :math:`u`; the action is squashed into the cube,
 :math:`a = \tanh(u) \in (-1, 1)^D`, as in SB3's ``SquashedDiagGaussianDistribution`` (SAC).
-The density of :math:`a` is exact by the change of variables :math:`u = \operatorname{atanh}(a)`:
+The density of :math:`a` is exact by the change of variables
+(:mod:`~mepoly_dist.zoo.baselines.squashing`, which also guards actions on the cube's faces):
 
 .. math::
 
     \log \pi(a) = \operatorname{logsumexp}_k \Big[\log w_k + \sum_{d} \log
     \mathcal{N}(u_d; \mu_{kd}, \sigma_{kd}^2)\Big] - \sum_d \log(1 - a_d^2),
-    \qquad w = \operatorname{softmax}(\ell),
+    \qquad w = \operatorname{softmax}(\ell), \quad u = \operatorname{atanh}(a).
 
-with :math:`\log(1 - \tanh^2 u) = 2(\log 2 - u - \operatorname{softplus}(-2u))` evaluated in
-:math:`u` for stability.  Nothing is clipped: the policy reports ``squash_output = True``, so
+Nothing is clipped: the policy reports ``squash_output = True``, so
 SB3 stores the actions in :math:`(-1, 1)^D` and maps them affinely to the environment's bounds
-(``unscale_action``), exactly as for MePoly.  One numerical guard: a float32 ``tanh`` rounds to
-:math:`\pm 1` for :math:`|u| \gtrsim 9`, where ``atanh`` is infinite, so ``log_prob`` evaluates
-actions within ``1e-6`` of a face at distance ``1e-6`` (``atanh`` = 7.25); the density there is
-then that of the nearest representable point.
+(``unscale_action``), exactly as for MePoly.
 
 **Entropy.**  A Gaussian mixture has no closed-form entropy, and MePoly's advantage here is
 exactly that its entropy is exact.  :meth:`GMMDistribution.entropy` is a *Monte-Carlo
@@ -52,26 +49,18 @@ import math
 from typing import TypeVar
 
 import torch
-import torch.nn.functional as F
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import Tensor, nn
 
 from ...sb3.distributions import HeadDistribution
 from ...sb3.policies import CustomHeadPolicyMixin
+from .squashing import pre_action, squashed_log_prob
 
-__all__ = ["GMMDistribution", "GMMHead", "GMMActorCriticPolicy", "LOG_STD_MIN", "LOG_STD_MAX", "ACTION_EPS"]
+__all__ = ["GMMDistribution", "GMMHead", "GMMActorCriticPolicy", "LOG_STD_MIN", "LOG_STD_MAX"]
 
 #: clamp of the components' log standard deviations (SB3's SAC uses the same bounds up to -20)
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-#: actions are evaluated at most this close to a face of the cube (float32 ``atanh`` guard)
-ACTION_EPS = 1e-6
-
 SelfGMMDistribution = TypeVar("SelfGMMDistribution", bound="GMMDistribution")
-
-
-def log_one_minus_tanh_sq(u: Tensor) -> Tensor:
-    r""":math:`\log(1 - \tanh^2 u) = 2(\log 2 - u - \operatorname{softplus}(-2u))`, stable for large :math:`|u|`."""
-    return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
 
 
 class GMMHead(nn.Module):
@@ -143,12 +132,11 @@ class GMMDistribution(HeadDistribution):
         return torch.logsumexp(torch.log_softmax(self.logits, -1) + component, dim=-1)
 
     def _log_prob_from_u(self, u: Tensor) -> Tensor:
-        return self._log_prob_u(u) - log_one_minus_tanh_sq(u).sum(-1)
+        return squashed_log_prob(self._log_prob_u(u), u)
 
     def log_prob(self, actions: Tensor) -> Tensor:
         """Exact log-density of ``actions`` ``(batch, D)`` in the open cube; shape ``(batch,)``."""
-        a = actions.clamp(-1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
-        return self._log_prob_from_u(torch.atanh(a))
+        return self._log_prob_from_u(pre_action(actions))
 
     def entropy(self) -> Tensor:
         """Stratified, reparameterized Monte-Carlo estimate of the entropy (see the module docstring); shape ``(batch,)``."""
