@@ -70,18 +70,21 @@ def test_summary_and_verdicts_from_records_of_another_session(tmp_path):
         assert v["entropy"] == pytest.approx(np.mean([metrics[k]["goal_entropy"] for k in keys]))
         assert v["success_min"] == pytest.approx(min(metrics[k]["success_rate"] for k in keys))
         assert v["late"] == pytest.approx(np.mean([late[k] for k in keys]))
-        row = f"| {layout} | {method} | 2 | {v['success']:.2f} [{v['success_min']:.2f}] | {v['entropy']:.2f} "
+        values = [metrics[k]["goal_entropy"] for k in keys]
+        assert v["entropy_se"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(2))
+        row = f"| {layout} | {method} | 2 | {v['success']:.2f} ± {v['success_se']:.2f} [{v['success_min']:.2f}] | {v['entropy']:.2f} ± {v['entropy_se']:.2f} "
         assert row in text
 
     verdicts = {line.split(":")[0]: line for line in smoothworld.target_verdicts(summary)}
-    # four_walls: MePoly's mean (0.8467 + 0.2222) / 2 = 0.53 is below GMM's (0.9753 + 0.5) / 2 = 0.74
-    assert verdicts["four_walls"].startswith("four_walls: no") and "gmm" in verdicts["four_walls"]
-    # two_walls: MePoly's entropy is the higher, and its mean success (1.00 + 0.93) / 2 passes although one seed's does not
+    # four_walls: MePoly's mean (0.8467 + 0.2222) / 2 = 0.53 is below GMM's (0.9753 + 0.5) / 2 = 0.74, but two seeds
+    # this far apart (standard errors 0.31 and 0.24) cannot separate them
+    assert verdicts["four_walls"].startswith("four_walls: within the noise") and "gmm 0.74 ± 0.24 (within the noise)" in verdicts["four_walls"]
+    # two_walls: MePoly's mean success (1.00 + 0.93) / 2 passes although one seed's does not
     assert summary[("two_walls", "mepoly")]["success"] == pytest.approx(0.965)
-    assert verdicts["two_walls"].startswith("two_walls: yes")
     assert verdicts["three_goals"].startswith("three_goals: not measured")
     for line in verdicts.values():
         assert line in text
+    assert "ranked only where the difference of the means exceeds 2 standard errors" in text
 
 
 def test_route_entropy_of_the_single_goal_layouts(tmp_path):
@@ -106,17 +109,44 @@ def test_route_entropy_of_the_single_goal_layouts(tmp_path):
     assert "| tree_in_the_middle | gmm | 1 | 0.90 [0.90] | 0.00 [0.00, 0.00] | - | - |" in text
 
 
-def test_verdict_requires_the_success_rate_and_another_method():
-    entry = lambda entropy, success: dict(seeds=[0], success=success, success_min=success, entropy=entropy, entropy_min=entropy,
-                                          entropy_max=entropy, late=None, late_seeds=0)
-    summary = {("two_walls", "mepoly"): entry(0.9, 0.94), ("two_walls", "gaussian"): dict(entry(0.0, 1.0), seeds=[0, 1]),
-               ("four_walls", "mepoly"): entry(0.5, 1.0), ("four_walls", "fpo"): entry(0.5, 1.0),
-               ("three_goals", "mepoly"): entry(0.5, 1.0)}
-    verdicts = smoothworld.target_verdicts(summary)
-    assert verdicts[0].startswith("four_walls: yes") and "seeds differ" not in verdicts[0]  # a tie counts as highest
-    assert verdicts[1].startswith("two_walls: no")  # highest entropy, success below 0.95
-    assert verdicts[1].endswith("(seeds [0, 1]); the methods' seeds differ")
-    assert verdicts[2].startswith("three_goals: not measured")
+def test_verdicts_rank_only_outside_the_noise():
+    def entry(entropy, se, success=1.0, seeds=(0, 1, 2)):
+        return dict(seeds=list(seeds), success=success, success_se=0.0, success_min=success, entropy=entropy, entropy_se=se,
+                    entropy_min=entropy, entropy_max=entropy, late=None, late_seeds=0)
+
+    def verdict(mepoly, *others, layout="four_walls"):
+        summary = {(layout, "mepoly"): mepoly, **{(layout, f"m{i}"): other for i, other in enumerate(others)}}
+        return smoothworld.target_verdicts(summary, layouts=[layout])[0]
+
+    # 0.9 vs 0.5 with standard errors 0.05: the difference 0.4 exceeds 2 * hypot(0.05, 0.05) = 0.14
+    assert verdict(entry(0.9, 0.05), entry(0.5, 0.05)).startswith("four_walls: yes")
+    assert verdict(entry(0.9, 0.05), entry(0.5, 0.05), entry(0.85, 0.05)).startswith("four_walls: within the noise")
+    assert verdict(entry(0.4, 0.05), entry(0.9, 0.05)).startswith("four_walls: no")
+    assert "m0 0.50 ± 0.05 (higher)" in verdict(entry(0.9, 0.05), entry(0.5, 0.05))
+    # the highest entropy, outside the noise, but a success rate below 0.95
+    assert verdict(entry(0.9, 0.05, success=0.94), entry(0.0, 0.0)).startswith("four_walls: no")
+    # one seed: no standard error, no ranking
+    assert verdict(entry(0.9, float("nan"), seeds=[0]), entry(0.5, float("nan"), seeds=[0])).startswith("four_walls: unknown noise")
+    line = verdict(entry(0.9, 0.05), entry(0.0, 0.0, seeds=(0, 1)))
+    assert line.endswith("the methods' seeds differ (m0 [0, 1])")
+    assert smoothworld.target_verdicts({("two_walls", "mepoly"): entry(0.5, 0.1)}, layouts=["two_walls"])[0].startswith(
+        "two_walls: not measured")
+
+
+def test_mean_se_and_compare_means_against_scipy():
+    from scipy import stats
+
+    from mepoly_dist.zoo.benchmark.results import compare_means, format_mean_se, mean_se
+
+    values = [0.81, 0.91, 0.62, 0.22, 0.75]
+    mean, se = mean_se(values)
+    assert mean == pytest.approx(np.mean(values)) and se == pytest.approx(stats.sem(values))
+    assert format_mean_se(values) == f"{np.mean(values):.2f} ± {stats.sem(values):.2f}" and format_mean_se([0.5]) == "0.50 (1 seed)"
+    assert compare_means((0.6, 0.05), (0.4, 0.05)) == "higher" and compare_means((0.4, 0.05), (0.6, 0.05)) == "lower"
+    assert compare_means((0.6, 0.1), (0.5, 0.1)) == "within the noise"
+    assert compare_means((0.6, float("nan")), (0.5, 0.1)) == "unknown noise"
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_se([])
 
 
 def test_figures_of_a_run_with_a_model(tmp_path):
@@ -352,7 +382,7 @@ def test_reports_rebuilds_the_listed_reports_and_refuses_commands_that_could_tra
     assert reports.find_reports(root / "benchmarks" / "results") == [dict(folder=folder, report="r.md", command=command)]
     reports.main(["--results", str(root / "benchmarks" / "results")])
     text = (folder / "r.md").read_text()
-    assert f"* command: `{command}`" in text and "| two_walls | mepoly | 2 | 1.00 [1.00] |" in text
+    assert f"* command: `{command}`" in text and "| two_walls | mepoly | 2 | 1.00 ± 0.00 [1.00] |" in text
     for risky in ("python benchmarks/smoothworld.py --runs-dir runs/x", "python -c 'print(1)'"):
         with pytest.raises(ValueError):
             reports.run_command(risky)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .bandit import add_sweep_arguments, draws_figures, parse_sweep_arguments, plot_action_samples, run_sweep
-from .results import markdown_table, results_header, write_report
+from .results import format_mean_se, markdown_table, results_header, write_report
 
 __all__ = ["PRESET", "run_name", "summarize", "figure", "main"]
 
@@ -51,12 +51,12 @@ def summarize(results: dict, targets, bases, orders, seeds) -> str:
                     continue
                 cols = []
                 for key in ("coverage", "tv_to_target", "mean_reward"):
-                    values = np.array([m[key] for m in found])
-                    cols.append(f"{values.mean():.3f}" if len(found) == 1 else f"{values.mean():.3f} ± {values.std():.3f}")
+                    values = [m[key] for m in found]
+                    cols.append(f"{values[0]:.3f}" if len(found) == 1 else format_mean_se(values, digits=3))
                 rows.append([target, basis, order, comb(order + 2, 2), len(found), *cols, found[0]["num_timesteps"],
                              f"{np.mean([m['train_seconds'] for m in found]):.0f}"])
     header = ["target", "basis", "order", "parameters", "seeds", "coverage", "TV to exp(r/alpha)", "mean reward", "samples", "train s / run"]
-    return markdown_table(header, rows)
+    return "Mean ± standard error over seeds (sample standard deviation / sqrt(seeds)).\n\n" + markdown_table(header, rows)
 
 
 def figure(path: Path, runs_dir: Path, results: dict, targets, bases, orders, seed: int) -> None:

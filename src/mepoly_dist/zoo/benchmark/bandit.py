@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import markdown_table, results_header, write_report
+from .results import format_mean_se, markdown_table, results_header, write_report
 from .records import Runs, compact, is_table, update_table
 from .sweep import add_backend_arguments, load_finished, run_parallel, train_run
 
@@ -66,14 +66,13 @@ def summarize(results: dict, targets, methods, seeds) -> str:
                 continue
             cols = []
             for key in ("coverage", "tv_to_target", "mean_reward"):
-                values = np.array([m[key] for m in found])
-                cols.append(f"{values.mean():.3f} ± {values.std():.3f}")
+                cols.append(format_mean_se([m[key] for m in found], digits=3))
             rows.append([target, method, len(found), *cols, found[0]["num_timesteps"], f"{np.mean([m['train_seconds'] for m in found]):.0f}"])
             for s, m in zip(seeds, found):
                 per_seed.append([target, method, s, f"{m['coverage']:.3f}", f"{m['tv_to_target']:.3f}", f"{m['mean_reward']:.3f}",
                                  m["num_timesteps"], f"{m['train_seconds']:.0f}", str(m["normalize_advantage"])])
     header = ["target", "method", "seeds", "coverage", "TV to exp(r/alpha)", "mean reward", "samples", "train s / run"]
-    text = "## Summary (mean ± std over seeds)\n\n" + markdown_table(header, rows)
+    text = "## Summary (mean ± standard error over seeds: sample standard deviation / sqrt(seeds))\n\n" + markdown_table(header, rows)
     text += "\n## Per seed\n\n" + markdown_table(
         ["target", "method", "seed", "coverage", "TV", "mean reward", "samples", "train s", "normalize_advantage"], per_seed)
     return text

@@ -1,9 +1,11 @@
 """What every benchmark report is made of: the header (command, date, machine, software, commit,
-seed), Markdown tables, and writing the report next to its hand-written notes."""
+seed), Markdown tables, means with their standard errors and the comparison of two such means,
+and writing the report next to its hand-written notes."""
 
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import re
@@ -12,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["NOTES_MARKER", "cpu_model", "mem_total_gib", "git_commit", "command_line", "results_header", "markdown_table",
-           "write_report"]
+__all__ = ["NOTES_MARKER", "NOISE_Z", "cpu_model", "mem_total_gib", "git_commit", "command_line", "results_header", "markdown_table",
+           "mean_se", "format_mean_se", "compare_means", "write_report"]
 
 #: the line that separates a report's generated part from the notes written by hand below it;
 #: :func:`write_report` keeps everything from this line on when it rewrites the report
@@ -100,6 +102,47 @@ def markdown_table(header: list[str], rows: list[list], align: list[str] | None 
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
+
+
+#: two means differ "outside the noise" when their difference exceeds this many standard errors of
+#: the difference (about a 95% two-sided normal interval; with 3-5 seeds a t interval is wider)
+NOISE_Z = 2.0
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error over seeds, :math:`s / \\sqrt n` with the sample standard deviation
+    :math:`s` (ddof 1); the standard error is NaN for a single value (no spread is measured)."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        raise ValueError("mean_se needs at least one value")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, math.nan
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def format_mean_se(values, digits: int = 2) -> str:
+    """``"mean ± s.e."`` of ``values`` (``"mean (1 seed)"`` for one value)."""
+    mean, se = mean_se(values)
+    return f"{mean:.{digits}f} (1 seed)" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def compare_means(a: tuple[float, float], b: tuple[float, float], z: float = NOISE_Z) -> str:
+    """``"higher"``, ``"lower"`` or ``"within the noise"``: mean ``a`` against mean ``b``, each a
+    ``(mean, standard error)``, where the difference counts only beyond ``z`` standard errors of the
+    difference, :math:`z \\sqrt{se_a^2 + se_b^2}`; ``"unknown noise"`` where a standard error is
+    missing (one seed)."""
+    (mean_a, se_a), (mean_b, se_b) = a, b
+    if math.isnan(se_a) or math.isnan(se_b):
+        return "unknown noise"
+    margin = z * math.hypot(se_a, se_b)
+    if mean_a - mean_b > margin:
+        return "higher"
+    if mean_b - mean_a > margin:
+        return "lower"
+    return "within the noise"
 
 
 def write_report(out, name: str, text: str, echo: bool = True) -> Path:

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .records import RunRecord, Runs, is_table, update_table
-from .results import markdown_table, results_header, write_report
+from .results import NOISE_Z, compare_means, markdown_table, mean_se, results_header, write_report
 from .sweep import add_backend_arguments, run_parallel, train_run
 
 __all__ = ["TARGET_LAYOUTS", "TARGET_SUCCESS", "run_name", "steps_to_success", "late_goal_entropy", "summarize",
@@ -129,11 +129,12 @@ def late_goal_entropy(run, layout: str, last: int, episodes: int = 100) -> list[
 
 
 def summarize(results: dict, late_means: dict | None = None) -> dict:
-    """Per ``(layout, method)``, over seeds: the seeds, the mean and lowest success rate, the mean,
-    lowest and highest final goal entropy (each run's mean over its fixed starts), the mean of the
-    runs' late goal entropies where they have one (``late_means[(layout, method, seed)]``), and on
-    layouts with routes the mean, lowest and highest route entropy of the runs that report one
-    (``route_seeds``; None where none does)."""
+    """Per ``(layout, method)``, over seeds: the seeds, the mean, standard error and lowest success
+    rate, the mean, standard error, lowest and highest final goal entropy (each run's mean over its
+    fixed starts), the mean of the runs' late goal entropies where they have one
+    (``late_means[(layout, method, seed)]``), and on layouts with routes the mean, lowest and
+    highest route entropy of the runs that report one (``route_seeds``; None where none does).
+    Standard errors are :func:`~mepoly_dist.zoo.benchmark.results.mean_se`'s (NaN for one seed)."""
     late_means = late_means or {}
     groups: dict = {}
     for (layout, method, seed), m in sorted(results.items()):
@@ -145,18 +146,33 @@ def summarize(results: dict, late_means: dict | None = None) -> dict:
         late = [late_means[(*key, seed)] for seed, _ in runs if (*key, seed) in late_means]
         routed = [(seed, m["route_entropy"]) for seed, m in runs if "route_entropy" in m]
         route = np.array([h for _, h in routed])
-        summary[key] = dict(seeds=[seed for seed, _ in runs], success=float(success.mean()), success_min=float(success.min()),
-                            entropy=float(entropy.mean()), entropy_min=float(entropy.min()), entropy_max=float(entropy.max()),
+        summary[key] = dict(seeds=[seed for seed, _ in runs], success=float(success.mean()), success_se=mean_se(success)[1],
+                            success_min=float(success.min()),
+                            entropy=float(entropy.mean()), entropy_se=mean_se(entropy)[1], entropy_min=float(entropy.min()),
+                            entropy_max=float(entropy.max()),
                             late=float(np.mean(late)) if late else None, late_seeds=len(late),
                             route=float(route.mean()) if routed else None, route_min=float(route.min()) if routed else None,
                             route_max=float(route.max()) if routed else None, route_seeds=[seed for seed, _ in routed])
     return summary
 
 
+def _with_se(mean: float, se: float) -> str:
+    return f"{mean:.2f}" if np.isnan(se) else f"{mean:.2f} ± {se:.2f}"
+
+
 def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: float = TARGET_SUCCESS) -> list[str]:
     """One line per target layout: is MePoly's mean goal entropy over seeds the highest of the methods
-    run on it (ties count as highest), with its mean success rate >= ``success_threshold``?  A
-    layout without a MePoly run or without any other method is "not measured"."""
+    run on it, with its mean success rate >= ``success_threshold``?  Methods are ranked only where
+    the difference of the means exceeds the noise (:func:`~mepoly_dist.zoo.benchmark.results.compare_means`:
+    :data:`~mepoly_dist.zoo.benchmark.results.NOISE_Z` standard errors of the difference):
+
+    * ``yes``: above every other method, outside the noise, with the success rate;
+    * ``no``: below another method outside the noise, or a success rate under the threshold;
+    * ``within the noise``: not separable from the best of the others it does not beat;
+    * ``unknown noise``: a method has one seed, so no standard error;
+    * ``not measured``: no MePoly run or no other method.
+
+    Each line gives every method's mean ± standard error and how MePoly's compares with it."""
     lines = []
     for layout in layouts:
         methods = {method: v for (lay, method), v in summary.items() if lay == layout}
@@ -164,12 +180,25 @@ def target_verdicts(summary: dict, layouts=TARGET_LAYOUTS, success_threshold: fl
             lines.append(f"{layout}: not measured (methods run: {sorted(methods) or 'none'})")
             continue
         mine = methods["mepoly"]
-        best_other, other = max(((v["entropy"], m) for m, v in methods.items() if m != "mepoly"))
-        met = mine["entropy"] >= best_other and mine["success"] >= success_threshold
+        relation = {m: compare_means((mine["entropy"], mine["entropy_se"]), (v["entropy"], v["entropy_se"]))
+                    for m, v in methods.items() if m != "mepoly"}
+        if mine["success"] < success_threshold:
+            verdict = "no"
+        elif all(r == "higher" for r in relation.values()):
+            verdict = "yes"
+        elif any(r == "lower" for r in relation.values()):
+            verdict = "no"
+        elif any(r == "unknown noise" for r in relation.values()):
+            verdict = "unknown noise"
+        else:
+            verdict = "within the noise"
+        others = ", ".join(f"{m} {_with_se(v['entropy'], v['entropy_se'])} ({relation[m]})"
+                           for m, v in sorted(methods.items(), key=lambda item: -item[1]["entropy"]) if m != "mepoly")
         same_seeds = len({tuple(v["seeds"]) for v in methods.values()}) == 1
-        lines.append(f"{layout}: {'yes' if met else 'no'}: MePoly goal entropy {mine['entropy']:.2f} (success "
-                     f"{mine['success']:.2f}, seeds {mine['seeds']}) vs the best other, {other}, {best_other:.2f} "
-                     f"(seeds {methods[other]['seeds']})" + ("" if same_seeds else "; the methods' seeds differ"))
+        seeds = ", ".join(f"{m} {v['seeds']}" for m, v in methods.items() if m != "mepoly")
+        lines.append(f"{layout}: {verdict}: MePoly goal entropy {_with_se(mine['entropy'], mine['entropy_se'])} (success "
+                     f"{mine['success']:.2f}, seeds {mine['seeds']}); MePoly against {others}"
+                     + ("" if same_seeds else f"; the methods' seeds differ ({seeds})"))
     return lines
 
 
@@ -347,11 +376,11 @@ def main(argv=None):
                             f"late goal entropy: mean [min, max] of the last {args.late} checkpoints",
                             "route counts (route entropy / log 2) of the successes", "steps to 0.9 success", "steps", "train s"], rows)
     summary = summarize(results, late_means)
-    summary_table = markdown_table(["layout", "method", "seeds", "success: mean [min]", "goal entropy / log K: mean [min, max]",
+    summary_table = markdown_table(["layout", "method", "seeds", "success: mean ± s.e. [min]", "goal entropy / log K: mean ± s.e. [min, max]",
                                     f"late goal entropy: mean over seeds of the last-{args.late} mean",
                                     "route entropy: mean [min, max] (seeds)"],
-                                   [[*key, len(v["seeds"]), f"{v['success']:.2f} [{v['success_min']:.2f}]",
-                                     f"{v['entropy']:.2f} [{v['entropy_min']:.2f}, {v['entropy_max']:.2f}]",
+                                   [[*key, len(v["seeds"]), f"{_with_se(v['success'], v['success_se'])} [{v['success_min']:.2f}]",
+                                     f"{_with_se(v['entropy'], v['entropy_se'])} [{v['entropy_min']:.2f}, {v['entropy_max']:.2f}]",
                                      "-" if v["late"] is None else f"{v['late']:.2f} ({v['late_seeds']} seeds)",
                                      "-" if v["route"] is None else
                                      f"{v['route']:.2f} [{v['route_min']:.2f}, {v['route_max']:.2f}] ({len(v['route_seeds'])})"]
@@ -371,7 +400,9 @@ def main(argv=None):
                 record.notes["drift_mean"] = drift_means[record.name]
         update_table(args.records, [records[key] for key in sorted(results)])
     text = (header + "\n" + table + "\n## Over seeds\n\n" + summary_table
-            + f"\nIs MePoly's goal entropy the highest of the methods, with success >= {TARGET_SUCCESS}?\n\n" + verdicts
+            + "\nMean ± standard error over seeds (sample standard deviation / sqrt(seeds)).\n"
+            + f"\nIs MePoly's goal entropy the highest of the methods, with success >= {TARGET_SUCCESS}? Methods are ranked "
+            f"only where the difference of the means exceeds {NOISE_Z:g} standard errors of the difference.\n\n" + verdicts
             + _figures_text(name, fans, drifts))
     write_report(out, f"{name}.md", text)
 
