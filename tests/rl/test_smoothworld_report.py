@@ -323,6 +323,14 @@ def test_a_records_table_keeps_every_value_and_tabulates_like_the_run_directorie
     # the compaction command makes the same table from the directories
     records.main([str(runs_dir), "--out", str(tmp_path / "compact.jsonl")])
     assert (tmp_path / "compact.jsonl").read_text() == table.read_text()
+    # recording the same runs again only merges their notes; a rerun under a recorded name is refused
+    records.main([str(runs_dir), "--out", str(table)])
+    assert table.read_text() == (tmp_path / "compact.jsonl").read_text()
+    rerun = runs_dir / "four_walls__gmm__1" / "metrics.json"
+    rerun.write_text(json.dumps(_metrics("four_walls", "gmm", 1, [25, 25, 25, 25])))
+    with pytest.raises(ValueError, match="different runs named four_walls__gmm__1: a rerun does not replace"):
+        records.main([str(runs_dir), "--out", str(table)])
+    assert table.read_text() == (tmp_path / "compact.jsonl").read_text()
     with pytest.raises(SystemExit):  # a table holds no models: nothing to train or resume
         smoothworld.main(["--runs-dir", str(table), "--layouts", "four_walls"])
     with pytest.raises(SystemExit):  # records go to a table, not to a directory of files

@@ -139,9 +139,15 @@ def write_table(path, records) -> Path:
 
 
 def update_table(path, records) -> Path:
-    """Add ``records`` to the table ``path`` (created if absent), replacing the runs of the same name;
-    the notes a run already had are kept unless the new record sets them."""
+    """Add ``records`` to the table ``path`` (created if absent).  A run already in the table is
+    updated only where it is the same run (the same metrics: its notes are merged, those of the new
+    record winning); a different run under a name the table holds raises ``ValueError`` and writes
+    nothing, so a rerun never silently replaces a recorded run (give it another seed, or another table)."""
     table = read_table(path)
+    clashes = [r.name for r in records if r.name in table and table[r.name].metrics != r.metrics]
+    if clashes:
+        raise ValueError(f"{path} already holds different runs named {', '.join(sorted(clashes))}: a rerun does not replace a "
+                         "recorded run; record it in another table (or under another seed)")
     for record in records:
         old = table.get(record.name)
         if old is not None:
