@@ -125,6 +125,7 @@ API_LAYERS = [
         ["distribution", "family", "heads", "basis", "quadrature", "normalizer", "node_features", "zoom", "sampling", "mode", "blocks", "fit", "testing"],
     ),
     ("sb3", "mepoly_dist.sb3", "SB3 adapter: ``mepoly_dist.sb3``", ["policies", "distributions", "recurrent", "callbacks"]),
+    ("torchrl", "mepoly_dist.torchrl", "TorchRL adapter: ``mepoly_dist.torchrl``", []),
     ("zoo", "mepoly_dist.zoo", "RL application: ``mepoly_dist.zoo``", ["train", "cli", "tasks", "envs", "baselines", "maxent", "entropy_target"]),
     ("maniskill", "mepoly_maniskill", "ManiSkill integration: ``mepoly_maniskill``", ["vec_env", "tasks", "demos", "dataset"]),
     ("il", "mepoly_il", "Imitation learning: ``mepoly_il``", ["vae", "prior", "diffusion_policy", "policy", "data", "train", "evaluate", "cli"]),
@@ -171,6 +172,8 @@ def write_api_pages() -> None:
             f"{_heading(title, '=')}\n"
             f".. automodule:: {package}\n\n"
             f".. toctree::\n   :maxdepth: 1\n   :caption: Modules\n\n{toc}\n"
+            if modules  # a layer of one module: its page documents its members
+            else f"{_heading(title, '=')}\n.. automodule:: {package}\n   :members:\n"
         )
         _write(out / f"{layer}.rst", layer_page)
         wanted.add(f"{layer}.rst")

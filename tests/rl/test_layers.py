@@ -1,5 +1,6 @@
-"""The layers depend one way: application (``mepoly_dist.zoo``) -> adapter (``mepoly_dist.sb3``) ->
-core (``mepoly_dist``), and nothing in the package imports an integration.  Checked twice: on the
+"""The layers depend one way: application (``mepoly_dist.zoo``) -> adapters (``mepoly_dist.sb3``,
+``mepoly_dist.torchrl``, which never import each other) -> core (``mepoly_dist``), and nothing in
+the package imports an integration.  Checked twice: on the
 source (every import statement, lazy ones inside functions included) and at run time (the modules
 a fresh interpreter has loaded after importing each layer)."""
 
@@ -63,6 +64,13 @@ def test_the_adapter_imports_no_application_and_no_integration():
     assert _layer_violations(adapter, allowed, ("mepoly_dist.zoo",)) == []
 
 
+def test_the_torchrl_adapter_imports_only_the_core_and_torchrl():
+    adapter = list((PACKAGE / "torchrl").glob("*.py"))
+    assert adapter
+    allowed = {"torch", "numpy", "mepoly_dist", "tensordict", "torchrl", "gymnasium"}
+    assert _layer_violations(adapter, allowed, ("mepoly_dist.zoo", "mepoly_dist.sb3")) == []
+
+
 def test_the_application_imports_no_integration():
     application = list((PACKAGE / "zoo").rglob("*.py"))
     forbidden = ("mepoly_maniskill", "mepoly_il", "mani_skill")
@@ -72,7 +80,8 @@ def test_the_application_imports_no_integration():
 
 @pytest.mark.parametrize("layer, absent", [
     ("mepoly_dist", ["stable_baselines3", "gymnasium", "scipy", "matplotlib", "yaml", "mepoly_dist.sb3", "mepoly_dist.zoo"]),
-    ("mepoly_dist.sb3", ["mepoly_dist.zoo", "matplotlib", "yaml", "mepoly_maniskill"]),
+    ("mepoly_dist.sb3", ["mepoly_dist.zoo", "matplotlib", "yaml", "mepoly_maniskill", "torchrl", "mepoly_dist.torchrl"]),
+    ("mepoly_dist.torchrl", ["stable_baselines3", "mepoly_dist.sb3", "mepoly_dist.zoo", "matplotlib"]),  # torchrl itself loads yaml
     ("mepoly_dist.zoo.train", ["mepoly_maniskill", "mepoly_il", "mani_skill"]),
 ])
 def test_importing_a_layer_loads_nothing_above_it(layer, absent):
