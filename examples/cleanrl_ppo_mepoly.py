@@ -21,6 +21,7 @@ import argparse
 import ast
 import csv
 import dataclasses
+import importlib
 import inspect
 import json
 import math
@@ -62,7 +63,7 @@ class Args:
     num_steps: int = 1
     """steps per environment per rollout (the batch is num_envs * num_steps)"""
     anneal_lr: bool = True
-    """anneal the learning rate linearly to 0 over the iterations"""
+    """anneal the learning rate linearly to 0 over the iterations (reached at the last update)"""
     gamma: float = 1.0
     """discount factor"""
     gae_lambda: float = 1.0
@@ -223,7 +224,7 @@ def main(args: Args) -> dict:
         raise ValueError(f"total_timesteps {args.total_timesteps} is less than one batch of num_envs * num_steps = {args.batch_size}")
     is_bandit = args.env_id == BANDIT_ID
     if is_bandit:
-        import mepoly_dist.zoo.envs  # noqa: F401  registers mepoly/Bandit-v0 (gymnasium, numpy, scipy only)
+        importlib.import_module("mepoly_dist.zoo.envs")  # registers mepoly/Bandit-v0 (imports gymnasium, numpy, scipy)
     env_kwargs = {"target": args.target} if is_bandit else {}
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"  # no '/' in a folder name
     writer = make_writer(f"runs/{run_name}")
@@ -253,7 +254,9 @@ def main(args: Args) -> dict:
 
     for iteration in range(1, args.num_iterations + 1):
         if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / args.num_iterations) * args.learning_rate
+            # SB3's schedule: the fraction of the budget left after this iteration's rollout, so the
+            # last update has lr 0 (CleanRL's 1 - (iteration - 1) / N ended at TV 0.093, not 0.090)
+            optimizer.param_groups[0]["lr"] = (1.0 - iteration / args.num_iterations) * args.learning_rate
 
         episode_returns = []
         for step in range(args.num_steps):
@@ -267,11 +270,11 @@ def main(args: Args) -> dict:
             rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=device)
             # A time limit is not a terminal state: bootstrap the value of the truncated episode's
             # last observation into its reward (as SB3 does), then treat the step as done.
-            if truncations.any():
-                final_obs = np.stack(infos["final_obs"][truncations & ~terminations])
+            cut_short = truncations & ~terminations
+            if cut_short.any():
+                final_obs = torch.as_tensor(np.stack(infos["final_obs"][cut_short]), dtype=torch.float32, device=device)
                 with torch.no_grad():
-                    bootstrap = agent.get_value(torch.as_tensor(final_obs, dtype=torch.float32, device=device)).flatten()
-                rewards[step, torch.as_tensor(truncations & ~terminations, device=device)] += args.gamma * bootstrap
+                    rewards[step, torch.as_tensor(cut_short, device=device)] += args.gamma * agent.get_value(final_obs).flatten()
             next_obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
             next_done = torch.as_tensor(terminations | truncations, dtype=torch.float32, device=device)
             if "final_info" in infos:

@@ -111,8 +111,8 @@ def test_csv_log_without_tensorboard(tmp_path):
     by_tag = {}
     for row in rows:
         by_tag.setdefault(row["tag"], []).append((int(row["step"]), float(row["value"])))
-    # the learning rate anneals linearly: 2e-3 * (1 - (i - 1) / 4) at iteration i
-    assert by_tag["charts/learning_rate"] == [(64 * i, pytest.approx(2e-3 * (1 - (i - 1) / 4))) for i in range(1, 5)]
+    # the learning rate anneals linearly to 0 at the last of 4 iterations: 2e-3 * (1 - i / 4) at iteration i
+    assert by_tag["charts/learning_rate"] == [(64 * i, pytest.approx(2e-3 * (1 - i / 4))) for i in range(1, 5)]
     # the head starts near lambda = 0: the exact entropy is that of the uniform square, log 4
     assert by_tag["losses/entropy"][0][1] == pytest.approx(LOG_UNIFORM_SQUARE, abs=0.01)
 
