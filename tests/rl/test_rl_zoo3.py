@@ -26,7 +26,7 @@ optuna = pytest.importorskip("optuna")
 
 from stable_baselines3 import PPO  # noqa: E402
 
-import mepoly_dist.zoo.envs  # noqa: E402, F401  (registers mepoly/Bandit-v0)
+from mepoly_dist.zoo.envs import BANDIT_ID  # noqa: E402  (importing it registers the environment)
 from mepoly_dist.sb3 import MePolyActorCriticPolicy  # noqa: E402
 from mepoly_dist.zoo.targets import manifold_reward, target_points  # noqa: E402
 
@@ -123,7 +123,7 @@ def test_optuna_tunes_order_and_ent_coef_and_keeps_the_file_policy_kwargs(tmp_pa
         activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[trial.params["activation_fn"]]
         assert policy_kwargs == dict(order=trial.params["order"], lambda_clip=8.0, net_arch=dict(pi=width, vf=width),
                                      activation_fn=activation)
-        policy = PPO(MePolyActorCriticPolicy, gym.make("mepoly/Bandit-v0"), policy_kwargs=policy_kwargs, device="cpu").policy
+        policy = PPO(MePolyActorCriticPolicy, gym.make(BANDIT_ID), policy_kwargs=policy_kwargs, device="cpu").policy
         assert (policy.family.order, policy.action_net.lambda_clip) == (trial.params["order"], 8.0)
 
     # a trial trains again through rl-zoo3's converter (order inside policy_kwargs); trial 1,

@@ -3,8 +3,8 @@ r"""rl-zoo3 plug-in: the ``mepoly/*`` environments and MePoly's hyperparameter s
 rl-zoo3 (``python -m rl_zoo3.train``) imports the modules named by ``--gym-packages`` after it
 has parsed its arguments.  Importing this one
 
-* registers the paper's environments with gymnasium (``import mepoly_dist.zoo.envs``:
-  ``mepoly/Bandit-v0``, ``mepoly/SmoothWorld-v0``);
+* registers the paper's environments with gymnasium
+  (:func:`~mepoly_dist.zoo.envs.register_envs`: ``mepoly/Bandit-v0``, ``mepoly/SmoothWorld-v0``);
 * installs :func:`sample_mepoly_params` as rl-zoo3's Optuna sampler and
   :func:`convert_mepoly_params` as its converter for the on-policy algorithms that fit MePoly
   (:data:`ON_POLICY_ALGOS`: ``ppo``, ``a2c``, ``trpo``, ``ppo_lstm``), in
@@ -40,6 +40,7 @@ and its siblings, called as they are) with two changes:
   :math:`\mathcal H \le D \log 2` (the uniform density), and the bonus :math:`\alpha\,\mathcal H`
   (paper eq. 12) cannot run away: the paper's bandit uses :math:`\alpha = 0.2` and Smooth
   World 0.3, where the MaxEnt optimum :math:`\propto \exp(r/\alpha)` keeps several modes.
+  TRPO has no entropy coefficient, so there only ``order`` is added.
 
 rl-zoo3 replaces the file's ``policy_kwargs`` by the sampled ones (``net_arch`` and
 ``activation_fn``).  This sampler keeps the file's other keys (``lambda_clip``, ``quadrature``,
@@ -78,7 +79,7 @@ from rl_zoo3.utils import get_class_by_name
 from torch import nn
 
 from ..sb3.distributions import MePolyDistribution
-from . import envs  # noqa: F401  (registers the mepoly/* environments with gymnasium)
+from .envs import register_envs
 
 __all__ = [
     "ON_POLICY_ALGOS",
@@ -226,4 +227,5 @@ def install_samplers() -> None:
         hyperparams_opt.HYPERPARAMS_CONVERTER[algo] = convert_mepoly_params
 
 
+register_envs()
 install_samplers()
