@@ -150,7 +150,9 @@ def main(argv=None) -> dict:
 
     bandit = args.env_id == BANDIT_ID
     if bandit:
-        import mepoly_dist.zoo.envs  # noqa: F401  registers mepoly/Bandit-v0 with gymnasium
+        from mepoly_dist.zoo.envs import register_envs
+
+        register_envs()  # mepoly/Bandit-v0 with gymnasium
     env_kwargs = {"target": args.target} if bandit else {}
     cfg = dict(PRESETS[args.env_id if bandit else "default"])
     for key, value in dict(total_frames=args.total_frames, envs=args.num_envs, order=args.order, ent_coef=args.ent_coef).items():

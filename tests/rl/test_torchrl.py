@@ -147,7 +147,9 @@ def test_bad_inputs_raise():
 def test_ppo_iterations_on_the_bandit_train_the_policy():
     """Three PPO iterations of stock TorchRL (GymWrapper, Collector, GAE, ClipPPOLoss) on the bandit
     move the parameters and raise the mean reward of the policy."""
-    import mepoly_dist.zoo.envs  # noqa: F401  registers mepoly/Bandit-v0
+    from mepoly_dist.zoo.envs import register_envs
+
+    register_envs()  # mepoly/Bandit-v0
 
     torch.manual_seed(0)
     num_envs = 256
