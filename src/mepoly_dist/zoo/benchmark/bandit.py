@@ -3,7 +3,7 @@ r"""The paper's bandit (section 5.2) as a reproducible benchmark.
 
 Usage (from the repository root)::
 
-    python benchmarks/bandit.py [--targets lemniscate two_moons] [--methods mepoly gaussian gmm fpo]
+    python benchmarks/bandit.py [--targets lemniscate two_moons] [--methods mepoly gaussian gmm nsf fpo]
                                 [--seeds 0 1 2] [--workers 2] [--backend local|ray [--address ADDR]]
                                 [--reuse] [--quick] [--records TABLE.jsonl] [--out benchmarks/results/bandit]
     python benchmarks/bandit.py --report-only --runs-dir TABLE.jsonl   # the report from recorded runs
@@ -18,7 +18,8 @@ TV between the policy's action histogram (32 x 32 cells, 10^5 samples) and the B
 environment samples and wall-clock per run.
 
 Methods: ``mepoly``, ``gaussian`` (SB3's), and the paper's baselines ``gmm`` (PPO with a K = 4
-tanh-squashed Gaussian mixture, Monte-Carlo entropy) and ``fpo`` (flow policy optimization), see
+tanh-squashed Gaussian mixture, Monte-Carlo entropy) and ``fpo`` (flow policy optimization), and
+the normalizing-flow peer ``nsf`` (a tanh-squashed neural spline flow, Monte-Carlo entropy), see
 :mod:`mepoly_dist.zoo.baselines`; all with the same budget and network (presets).  ``--reuse`` skips
 runs whose directory already holds ``metrics.json`` (a rerun only trains what is missing);
 ``--backend ray`` runs the same sweep as Ray Tune trials (``--address`` for a cluster).
@@ -184,7 +185,7 @@ def draws_figures(args) -> bool:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", nargs="+", default=["lemniscate", "two_moons"])
-    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian", "gmm", "fpo"])
+    parser.add_argument("--methods", nargs="+", default=["mepoly", "gaussian", "gmm", "nsf", "fpo"])
     add_sweep_arguments(parser, seeds=[0, 1, 2], quick_iterations=10)
     args = parse_sweep_arguments(parser, argv)
     runs_dir, out = Path(args.runs_dir), Path(args.out)

@@ -4,6 +4,7 @@ r"""Wall-clock of SB3 PPO with a MePoly head against SB3 PPO-Gaussian, side by s
 Usage (from the repository root)::
 
     python benchmarks/ppo_speed.py [--iterations 10] [--seed 0] [--device cpu] [--quick] [--out benchmarks/results/ppo_speed]
+                                   [--policies mepoly mepoly-gl64 gaussian gmm nsf] [--name ppo_speed_baselines]
 
 Workloads (same environment, steps, batch and epochs for every policy):
 
@@ -16,7 +17,9 @@ Workloads (same environment, steps, batch and epochs for every policy):
 Policies: MePoly with the default rule of D = 2 (48 x 48 Gauss-Legendre screening, then 80 x 80), MePoly with
 ``gauss_legendre:64`` (4096 nodes, the smallest Gauss-Legendre rule whose worst log-partition
 error on the paper's targets, 1.4e-5, is below the paper's 256 x 256 trapezoid grid's 1.7e-5;
-see ``benchmarks/results/normalizer/normalizer.md``), and SB3's Gaussian ``MlpPolicy``.  The models are built once and then
+see ``benchmarks/results/normalizer/normalizer.md``), and SB3's Gaussian ``MlpPolicy`` by default; ``--policies`` adds the baselines with a density of
+their own (:mod:`mepoly_dist.zoo.baselines`: ``gmm``, the K = 4 Gaussian mixture, and ``nsf``, the
+neural spline flow, each with its Monte-Carlo entropy of 16 draws).  The models are built once and then
 ``learn`` one iteration at a time, interleaved (A, B, C, A, B, C, ...), so machine noise hits all
 policies alike; the table gives the median seconds per iteration, split into rollout collection
 and training (SB3's ``time/`` clocks are not fine enough, so the script times ``collect_rollouts``
@@ -37,7 +40,7 @@ import torch
 
 from .results import markdown_table, results_header, write_report
 
-__all__ = ["WORKLOADS", "POLICIES", "build", "measure", "main"]
+__all__ = ["WORKLOADS", "POLICIES", "DEFAULT_POLICIES", "build", "measure", "main"]
 
 PAPER_BANDIT_SECONDS = 54.0
 
@@ -48,11 +51,16 @@ WORKLOADS = {
     "smooth_world": dict(env_id="mepoly/SmoothWorld-v0", env_kwargs={"layout": "four_walls"}, n_envs=64,
                          hyperparams=dict(n_steps=32, batch_size=256, n_epochs=10, gamma=0.99, ent_coef=0.05, learning_rate=3e-4)),
 }
+#: ``--policies`` key -> (the report's label, the policy name of :mod:`mepoly_dist.zoo.config`, policy_kwargs)
 POLICIES = {
-    "MePoly (default rule: 48^2 screening, then 80^2)": dict(order=14),
-    "MePoly (gauss_legendre:64)": dict(order=14, quadrature="gauss_legendre:64"),
-    "Gaussian (SB3 MlpPolicy)": None,
+    "mepoly": ("MePoly (default rule: 48^2 screening, then 80^2)", "mepoly", dict(order=14)),
+    "mepoly-gl64": ("MePoly (gauss_legendre:64)", "mepoly", dict(order=14, quadrature="gauss_legendre:64")),
+    "gaussian": ("Gaussian (SB3 MlpPolicy)", "gaussian", {}),
+    "gmm": ("GMM (K = 4, 16 entropy draws per component)", "gmm", dict(n_components=4, entropy_samples=16)),
+    "nsf": ("NSF (3 spline transforms, [64, 64], 16 entropy draws)", "nsf",
+            dict(transforms=3, hidden_features=(64, 64), entropy_samples=16)),
 }
+DEFAULT_POLICIES = ("mepoly", "mepoly-gl64", "gaussian")
 
 
 class _Timed:
@@ -77,23 +85,25 @@ class _Timed:
         model.collect_rollouts, model.train = timed_collect, timed_train
 
 
-def build(workload: dict, policy_kwargs, seed: int, device: str = "cpu"):
+def build(workload: dict, policy: str, policy_kwargs: dict, seed: int, device: str = "cpu"):
+    """A PPO model of ``policy`` (a :mod:`mepoly_dist.zoo.config` policy name) on the workload."""
     from stable_baselines3 import PPO
 
+    from mepoly_dist.zoo.config import policy_class
     from mepoly_dist.zoo.envs import make_vec_env
-    from mepoly_dist.sb3 import MePolyActorCriticPolicy
 
     env = make_vec_env(workload["env_id"], n_envs=workload["n_envs"], seed=seed, **workload["env_kwargs"])
-    policy = "MlpPolicy" if policy_kwargs is None else MePolyActorCriticPolicy
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*mini-batch size.*")
-        return PPO(policy, env, seed=seed, device=device, policy_kwargs=policy_kwargs or {}, **workload["hyperparams"])
+        return PPO(policy_class(policy), env, seed=seed, device=device, policy_kwargs=dict(policy_kwargs),
+                   **workload["hyperparams"])
 
 
-def measure(workload_name: str, iterations: int, seed: int, device: str = "cpu") -> list[list]:
+def measure(workload_name: str, iterations: int, seed: int, device: str = "cpu", policies=DEFAULT_POLICIES) -> list[list]:
     workload = WORKLOADS[workload_name]
     steps = workload["n_envs"] * workload["hyperparams"]["n_steps"]
-    models = {name: build(workload, kwargs, seed, device) for name, kwargs in POLICIES.items()}
+    policies = list(dict.fromkeys(["gaussian", *policies]))  # the ratios' reference is always measured
+    models = {POLICIES[key][0]: build(workload, *POLICIES[key][1:], seed, device) for key in policies}
     timers = {name: _Timed(model) for name, model in models.items()}
     for model in models.values():  # warm-up iteration (first-call allocations, sampler caches)
         model.learn(steps, reset_num_timesteps=False)
@@ -121,18 +131,22 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of every policy (the environments step on the CPU)")
     parser.add_argument("--quick", action="store_true", help="2 iterations (smoke run)")
+    parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES), choices=list(POLICIES),
+                        help="policies side by side (the Gaussian, the ratios' reference, is always measured)")
     parser.add_argument("--out", default="benchmarks/results/ppo_speed")
+    parser.add_argument("--name", default=None, help="report name (default: ppo_speed[_DEVICE][_quick])")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     iterations = 2 if args.quick else args.iterations
-    header = results_header("PPO wall-clock: MePoly vs Gaussian (SB3, side by side)", args.seed)
+    header = results_header("PPO wall-clock: MePoly vs Gaussian" + (" and the baselines" if {"gmm", "nsf"} & set(args.policies) else "")
+                            + " (SB3, side by side)", args.seed)
     rows = []
     for name in args.workloads:
-        rows += measure(name, iterations, args.seed, args.device)
+        rows += measure(name, iterations, args.seed, args.device, args.policies)
     table = markdown_table(["workload", "policy", "steps / iteration", "rollout s", "train s", "s / iteration (median)",
                             "vs Gaussian", "vs paper code (54 s)"], rows)
     text = header + f"\n{iterations} timed iterations per policy (interleaved), after one warm-up iteration; device {args.device}.\n\n" + table
-    name = "ppo_speed" + ("" if args.device == "cpu" else f"_{args.device}") + ("_quick" if args.quick else "")
+    name = args.name or "ppo_speed" + ("" if args.device == "cpu" else f"_{args.device}") + ("_quick" if args.quick else "")
     write_report(args.out, f"{name}.md", text)
 
 

@@ -8,7 +8,7 @@ Usage (from the repository root)::
                                      [--backend local|ray [--address ADDR]] [--reuse] [--report-only]
                                      [--late K] [--records TABLE.jsonl] [--out DIR] [--name NAME]
 
-Methods: ``mepoly``, ``gaussian``, ``gmm``, ``fpo`` (:mod:`mepoly_dist.zoo.baselines`), with the presets.
+Methods: ``mepoly``, ``gaussian``, ``gmm``, ``nsf``, ``fpo`` (:mod:`mepoly_dist.zoo.baselines`), with the presets.
 
 Every (layout, method, seed) is one ``mepoly train`` run with the presets of ``presets/ppo.yml``
 (PPO, 64 batched envs x 32 steps per iteration), in ``runs/bench-smoothworld/{layout}__{method}__{seed}``.
