@@ -66,3 +66,18 @@ def test_report_only_names_the_runs_it_lacks_and_a_table_needs_report_only(tmp_p
         bandit.main(["--runs-dir", str(table), "--out", str(tmp_path / "out")])  # a table cannot be trained into
     with pytest.raises(SystemExit):
         bandit.main(["--records", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])  # not a table
+
+
+def test_the_summary_ranks_mepolys_tv_only_outside_the_noise():
+    from mepoly_dist.zoo.benchmark.bandit import summarize
+
+    def run(tv):
+        return dict(coverage=1.0, tv_to_target=tv, mean_reward=0.9, num_timesteps=102400, train_seconds=60.0,
+                    normalize_advantage=False)
+
+    tvs = {"mepoly": [0.093, 0.091, 0.092], "nsf": [0.078, 0.079, 0.085], "gmm": [0.23, 0.22, 0.24], "fpo": [0.09, 0.20, 0.05]}
+    results = {("lemniscate", m, s): run(tv) for m, values in tvs.items() for s, tv in enumerate(values)}
+    text = summarize(results, ["lemniscate"], list(tvs), [0, 1, 2])
+    assert "higher (worse) than nsf's 0.081 ± 0.002" in text
+    assert "lower (better) than gmm's 0.230 ± 0.006" in text
+    assert "within the noise of fpo's 0.113 ± 0.045" in text

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import format_mean_se, markdown_table, results_header, write_report
+from .results import NOISE_Z, compare_means, format_mean_se, markdown_table, mean_se, results_header, write_report
 from .records import Runs, compact, is_table, update_table
 from .sweep import add_backend_arguments, load_finished, run_parallel, train_run
 
@@ -74,9 +74,30 @@ def summarize(results: dict, targets, methods, seeds) -> str:
                                  m["num_timesteps"], f"{m['train_seconds']:.0f}", str(m["normalize_advantage"])])
     header = ["target", "method", "seeds", "coverage", "TV to exp(r/alpha)", "mean reward", "samples", "train s / run"]
     text = "## Summary (mean ± standard error over seeds: sample standard deviation / sqrt(seeds))\n\n" + markdown_table(header, rows)
+    text += _tv_ranking(results, targets, methods, seeds)
     text += "\n## Per seed\n\n" + markdown_table(
         ["target", "method", "seed", "coverage", "TV", "mean reward", "samples", "train s", "normalize_advantage"], per_seed)
     return text
+
+
+def _tv_ranking(results: dict, targets, methods, seeds) -> str:
+    """Per target, MePoly's TV against every other method's, ranked only outside the noise
+    (:func:`~mepoly_dist.zoo.benchmark.results.compare_means`); empty without a MePoly run."""
+    lines = []
+    for target in targets:
+        tv = {m: mean_se([results[(target, m, s)]["tv_to_target"] for s in seeds if (target, m, s) in results])
+              for m in methods if any((target, m, s) in results for s in seeds)}
+        if "mepoly" not in tv or len(tv) < 2:
+            continue
+        words = {"lower": "lower (better) than", "higher": "higher (worse) than", "within the noise": "within the noise of",
+                 "unknown noise": "not comparable (one seed) with"}
+        against = "; ".join(f"{words[compare_means(tv['mepoly'], tv[m])]} {m}'s {tv[m][0]:.3f} ± {tv[m][1]:.3f}"
+                            for m in methods if m in tv and m != "mepoly")
+        lines.append(f"* {target}: MePoly's TV {tv['mepoly'][0]:.3f} ± {tv['mepoly'][1]:.3f} is {against}")
+    if not lines:
+        return ""
+    return ("\nMePoly's TV to the target against each method's, ranked only where the difference of the means exceeds "
+            f"{NOISE_Z:g} standard errors of the difference:\n\n" + "\n".join(lines) + "\n")
 
 
 def figure(path: Path, runs_dir: Path, targets, methods) -> None:
