@@ -2,43 +2,48 @@
 
 Trains and evaluates methods x tasks x seeds through the ``mepoly-il`` command functions
 (``mepoly_il.cli.train_command`` / ``eval_command``), one run at a time in this process (one torch
-thread), and writes ``benchmarks/results/maniskill_il/maniskill_il.md``: the paper's two rows beside this
-project's (success rate mean / std over the seeds that ran, 100 evaluation episodes each), and one
-line per run with its command, demo count, model size, preset, training time and inference latency
-per action chunk.  Cells without a finished run say "not run".
+thread).  Each finished run is added to a **records table** (:mod:`mepoly_dist.zoo.benchmark.records`,
+``benchmarks/results/maniskill_il/records/runs.jsonl`` by default: the run's ``eval.json``,
+``summary.json`` and ``config.yml``, one line per run), so the report outlives the run directories;
+a rerun under a recorded name with other results is refused, never silently replaced.  The report,
+``benchmarks/results/maniskill_il/maniskill_il.md``, is written from the records: the paper's two rows
+beside this project's (success rate, mean ± standard error over the seeds that ran, 100 evaluation
+episodes each), whether each difference lies outside the noise, and one line per run with its
+command, demo count, model size, preset, training time and inference latency per action chunk.
+Cells without a finished run say "not run".
 
     python benchmarks/maniskill_il.py --tasks PushCube-v1 --methods mepoly dp --seeds 0 --preset cpu --episodes 100
-    python benchmarks/maniskill_il.py --report-only       # rewrite the table from the finished runs
+    python benchmarks/maniskill_il.py --report-only       # rewrite the report from the records
     python benchmarks/maniskill_il.py --tasks StackCube-v1 --demos StackCube-v1=demos-500/...h5 --runs runs/maniskill_il_500
-    python benchmarks/maniskill_il.py --report-only --report-runs runs/maniskill_il runs/maniskill_il_500
 
-Runs on another demonstration set go to their own ``--runs`` root; the report reads every root given
-to ``--report-runs``: Table 1 takes, per task, the runs on the most demonstrations (both methods on
-the same set), and a second table lists every demonstration count.
-
-Finished runs (``RUN_DIR/eval/eval.json`` with the requested episode count) are reused, not rerun;
-an interrupted training resumes from its checkpoint.  Run it in the ManiSkill venv (``[il]`` extra).
+A run is recorded as ``<runs root name>/<task>__<method>__<preset>__<seed>``, so the runs of each
+demonstration set keep apart under their own ``--runs`` root.  Table 1 takes, per task, the runs on
+the most demonstrations (both methods on the same set), and a second table lists every
+demonstration count.  Finished runs (``RUN_DIR/eval/eval.json`` with the requested episode count)
+are reused, not rerun; an interrupted training resumes from its checkpoint.  Run it in the
+ManiSkill venv (``[il]`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import time
 from pathlib import Path
 
-import numpy as np
+from mepoly_dist.zoo.benchmark.records import RunRecord, is_table, read_table, update_table
+from mepoly_dist.zoo.benchmark.results import compare_means, markdown_table, mean_se, results_header, write_report
 
-from mepoly_dist.zoo.benchmark.results import markdown_table, results_header, write_report
-
-__all__ = ["TASKS", "METHODS", "PAPER", "run_dir", "run_one", "finished_runs", "main_table_runs", "preset_drift", "schedule",
-           "write_report_text", "main"]
+__all__ = ["TASKS", "METHODS", "PAPER", "RECORDS", "paper_mean_se", "run_dir", "run_one", "record_of", "finished_runs",
+           "main_table_runs", "preset_drift", "schedule", "commands", "verdicts", "write_report_text", "main"]
 
 TASKS = ("PushCube-v1", "PickCube-v1", "StackCube-v1", "PushT-v1")
 METHODS = ("mepoly", "dp")
 LABELS = {"mepoly": "MePoly (this project)", "dp": "DP (this project)"}
 #: Table 1 of the paper: success rate mean / std over 3 seeds, 100 evaluation episodes each
+PAPER_SEEDS = 3
 PAPER = {
     "MePoly (paper)": [(0.901, 0.018), (0.945, 0.025), (0.446, 0.049), (0.279, 0.020)],
     "DP (paper)": [(0.856, 0.015), (0.992, 0.002), (0.410, 0.001), (0.298, 0.013)],
@@ -51,6 +56,16 @@ DEFAULT_DEMOS = {
 }
 #: the report of the repository (``--out``), relative to its root
 RESULTS = Path("benchmarks/results/maniskill_il/maniskill_il.md")
+#: the records table of the repository's runs (``--records``), relative to its root
+RECORDS = Path("benchmarks/results/maniskill_il/records/runs.jsonl")
+
+
+def paper_mean_se(mean: float, std: float, seeds: int = PAPER_SEEDS) -> tuple[float, float]:
+    """A paper cell as ``(mean, standard error)``.  The paper gives the standard deviation over its seeds
+    without saying whether it divided by n or n - 1; the standard error is taken as ``std / sqrt(n - 1)``,
+    the reading with ddof 0, which is the larger of the two, so that no difference is called outside
+    the noise on the smaller reading's account."""
+    return mean, std / math.sqrt(seeds - 1)
 
 
 def run_dir(root: Path, task: str, method: str, preset: str, seed: int) -> Path:
@@ -58,6 +73,8 @@ def run_dir(root: Path, task: str, method: str, preset: str, seed: int) -> Path:
 
 
 def _finished(path: Path, episodes: int | None = None) -> dict | None:
+    """``{"eval", "summary", "config", "run_dir"}`` of a finished run directory (None while it has not
+    finished, or where its evaluation ran another number of episodes than ``episodes``)."""
     eval_path, summary_path = path / "eval" / "eval.json", path / "summary.json"
     if not (eval_path.exists() and summary_path.exists()):
         return None
@@ -66,7 +83,8 @@ def _finished(path: Path, episodes: int | None = None) -> dict | None:
         return None
     import yaml
 
-    return {"eval": result, "summary": json.loads(summary_path.read_text()), "config": yaml.safe_load((path / "config.yml").read_text())}
+    return {"eval": result, "summary": json.loads(summary_path.read_text()), "config": yaml.safe_load((path / "config.yml").read_text()),
+            "run_dir": str(path), "notes": {}}
 
 
 def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: str, episodes: int) -> dict:
@@ -85,24 +103,42 @@ def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: s
     return _finished(path, episodes)
 
 
-def _mean_std(values, note: str = "") -> str:
-    """``"mean / std (N seeds<note>)"``; ``note`` is appended inside the brackets."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 1:
-        return f"{values[0]:.3f} (1 seed, no std{note})"
-    return f"{values.mean():.3f} / {values.std():.3f} ({len(values)} seeds{note})"
+def record_of(path: Path) -> RunRecord:
+    """The record of a finished run directory, named ``<root name>/<run name>``: its evaluation as the
+    metrics, its summary as the timing, its config, and the directory it ran in (``notes.run_dir``)."""
+    done = _finished(Path(path))
+    if done is None:
+        raise ValueError(f"{path}: not a finished run (no eval/eval.json and summary.json)")
+    return RunRecord(f"{Path(path).parent.name}/{Path(path).name}", metrics=done["eval"], config=done["config"],
+                     timing=done["summary"], notes={"run_dir": str(path)})
 
 
-def finished_runs(roots: list[Path], preset_filter: str | None = None) -> list[tuple]:
-    """``(task, method, preset, seed, path, done)`` of every finished run under the run roots."""
+def _from_record(record: RunRecord) -> dict:
+    return {"eval": record.metrics, "summary": record.timing, "config": record.config,
+            "run_dir": record.notes.get("run_dir", f"runs/{record.name}"), "notes": record.notes}
+
+
+def finished_runs(sources: list[Path], preset_filter: str | None = None) -> list[tuple]:
+    """``(task, method, preset, seed, name, done)`` of every finished run in the sources: records tables
+    (``*.jsonl``) or run roots (``ROOT/<task>__<method>__<preset>__<seed>/``); a run named in two sources
+    counts once (the first source's)."""
+    found = {}
+    for source in sources:
+        source = Path(source)
+        if is_table(source):
+            if not source.exists():
+                raise FileNotFoundError(f"{source}: no such records table")
+            items = [(name, _from_record(record)) for name, record in read_table(source).items() if record.metrics]
+        else:
+            items = [(f"{source.name}/{path.name}", _finished(path)) for path in sorted(source.glob("*__*__*__*"))]
+        for name, done in items:
+            if done is not None and name not in found:
+                found[name] = done
     runs = []
-    for root in roots:
-        for path in sorted(root.glob("*__*__*__*")):
-            done = _finished(path)
-            if done:
-                task, method, preset, seed = path.name.split("__")
-                if preset_filter in (None, preset):
-                    runs.append((task, method, preset, int(seed), path, done))
+    for name, done in sorted(found.items()):
+        task, method, preset, seed = name.rsplit("/", 1)[-1].split("__")
+        if preset_filter in (None, preset):
+            runs.append((task, method, preset, int(seed), name, done))
     return runs
 
 
@@ -118,15 +154,55 @@ def main_table_runs(runs: list[tuple]) -> list[tuple]:
     return [run for run in runs if run[5]["summary"]["num_demos"] == most[run[0]]]
 
 
+def _values(runs: list[tuple], task: str, method: str, key: str) -> list[float]:
+    return [done["eval"][key] for t, m, _, _, _, done in runs if t == task and m == method]
+
+
+def _mean_se_text(values, note: str = "") -> str:
+    """``"mean ± s.e. (sd S; N seeds<note>)"``, the standard deviation with ddof 1 beside the standard error."""
+    mean, se = mean_se(values)
+    if math.isnan(se):
+        return f"{mean:.3f} (1 seed, no spread{note})"
+    return f"{mean:.3f} ± {se:.3f} (sd {se * math.sqrt(len(values)):.3f}; {len(values)} seeds{note})"
+
+
 def _cell(runs: list[tuple], task: str, method: str, key: str, with_demos: bool = True) -> str:
-    values = [done["eval"][key] for t, m, _, _, _, done in runs if t == task and m == method]
+    values = _values(runs, task, method, key)
     if not values:
         return "not run"
     note = ""
     if with_demos:
         demos = sorted({done["summary"]["num_demos"] for t, m, _, _, _, done in runs if t == task and m == method})
         note = f", {'/'.join(map(str, demos))} demos"
-    return _mean_std(values, note)
+    return _mean_se_text(values, note)
+
+
+def _verdict(ours: list[float], other: tuple[float, float]) -> str:
+    """``"higher (+0.071; noise 0.050)"``: our mean against ``other`` (mean, s.e.) by
+    :func:`~mepoly_dist.zoo.benchmark.results.compare_means`, with the difference and its noise margin
+    (2 standard errors of the difference)."""
+    if not ours:
+        return "not run"
+    mine = mean_se(ours)
+    word = compare_means(mine, other)
+    if word == "unknown noise":
+        return "unknown noise (1 seed)"
+    from mepoly_dist.zoo.benchmark.results import NOISE_Z
+
+    return f"{word} ({mine[0] - other[0]:+.3f}; noise {NOISE_Z * math.hypot(mine[1], other[1]):.3f})"
+
+
+def verdicts(runs: list[tuple], key: str = "success_once") -> list[list[str]]:
+    """Per task: this project's MePoly against each paper row and against this project's DP, and this
+    project's DP against the paper's DP, each ``higher`` / ``lower`` / ``within the noise``."""
+    rows = []
+    for index, task in enumerate(TASKS):
+        mepoly, dp = _values(runs, task, "mepoly", key), _values(runs, task, "dp", key)
+        paper_mepoly, paper_dp = (paper_mean_se(*PAPER[row][index]) for row in ("MePoly (paper)", "DP (paper)"))
+        ours_dp = mean_se(dp) if len(dp) > 1 else (math.nan, math.nan)
+        rows.append([task.removesuffix("-v1"), _verdict(mepoly, paper_mepoly), _verdict(mepoly, paper_dp),
+                     _verdict(mepoly, ours_dp) if dp else "not run", _verdict(dp, paper_dp)])
+    return rows
 
 
 def _horizon_exceptions() -> str:
@@ -181,11 +257,31 @@ def schedule(config: dict) -> str:
     return f"{config['dp']['train']['steps']:,}"
 
 
-def write_report_text(roots: list[Path], preset_filter: str | None, command: str) -> str:
-    """The report (Markdown) of the finished runs under ``roots``; ``command`` regenerates it."""
-    runs = finished_runs(roots, preset_filter)
+def commands(task: str, method: str, preset: str, seed: int, done: dict) -> str:
+    """The ``mepoly-il train`` and ``eval`` commands that rebuild a run, with the ``--set`` overrides and the
+    ``--act-horizon`` of :func:`preset_drift` where its preset has changed since (a record without its
+    config keeps the commands it was recorded with)."""
+    config, result, path = done["config"], done["eval"], done["run_dir"]
+    if not config:
+        return done["notes"]["commands"]
+    overrides, horizon = preset_drift(config)
+    sets = "".join(f" --set {item}" for item in overrides)
+    eval_horizon = f" --act-horizon {horizon}" if horizon is not None else ""
+    return (f"`mepoly-il train {task} --demos {config['demos']} --method {method} --preset {preset} --seed {seed}{sets} --out {path}` "
+            f"then `mepoly-il eval {path} --episodes {result['episodes']}{eval_horizon}`")
+
+
+def _schedule(done: dict) -> str:
+    return schedule(done["config"]) if done["config"] else done["notes"]["schedule"]
+
+
+def write_report_text(sources: list[Path], preset_filter: str | None, command: str) -> str:
+    """The report (Markdown) of the finished runs in ``sources`` (records tables or run roots); ``command``
+    regenerates it."""
+    runs = finished_runs(sources, preset_filter)
     main_runs = main_table_runs(runs)
-    rows = [[name] + [f"{mean:.3f} / {std:.3f}" for mean, std in cells] for name, cells in PAPER.items()]
+    rows = [[name] + [f"{mean:.3f} ± {paper_mean_se(mean, std)[1]:.3f} (sd {std:.3f}; {PAPER_SEEDS} seeds)" for mean, std in cells]
+            for name, cells in PAPER.items()]
     for key in ("success_once", "success_at_end"):
         for method in METHODS:
             rows.append([LABELS[method] if key == "success_once" else f"{LABELS[method]}, {key}"]
@@ -194,52 +290,59 @@ def write_report_text(roots: list[Path], preset_filter: str | None, command: str
     for task in TASKS:
         for demos in sorted({done["summary"]["num_demos"] for t, _, _, _, _, done in runs if t == task}):
             subset = [run for run in runs if run[0] == task and run[5]["summary"]["num_demos"] == demos]
-            steps = [" / ".join(sorted({schedule(done["config"]) for _, m, _, _, _, done in subset if m == method}))
+            steps = [" / ".join(sorted({_schedule(done) for _, m, _, _, _, done in subset if m == method}))
                      or "not run" for method in METHODS]
             by_demos.append([task, demos] + [_cell(subset, task, method, key, with_demos=False)
                                              for method in METHODS for key in ("success_once", "success_at_end")] + steps)
     details = []
-    for task, method, preset, seed, path, done in runs:
-        summary, result, config = done["summary"], done["eval"], done["config"]
-        seconds = summary["train_seconds"]
-        overrides, horizon = preset_drift(config)
-        sets = "".join(f" --set {item}" for item in overrides)
-        eval_horizon = f" --act-horizon {horizon}" if horizon is not None else ""
+    for task, method, preset, seed, name, done in runs:
+        summary, result = done["summary"], done["eval"]
         details.append([task, LABELS[method], preset, seed, summary["num_demos"], summary["num_pairs"], f"{summary['parameters']:,}",
-                        schedule(config), f"{seconds['total'] / 60:.1f}", f"{1000 * summary['latency_per_chunk']['median_s']:.1f}",
-                        f"{1000 * result['chunk_latency_s']:.1f}", result["episodes"], result["act_horizon"], f"{result['success_once']:.3f}",
-                        f"{result['success_at_end']:.3f}",
-                        f"`mepoly-il train {task} --demos {config['demos']} --method {method} --preset {preset} --seed {seed}{sets} --out {path}` "
-                        f"then `mepoly-il eval {path} --episodes {result['episodes']}{eval_horizon}`"])
+                        _schedule(done), f"{summary['train_seconds']['total'] / 60:.1f}",
+                        f"{1000 * summary['latency_per_chunk']['median_s']:.1f}", f"{1000 * result['chunk_latency_s']:.1f}",
+                        result["episodes"], result["act_horizon"], f"{result['success_once']:.3f}", f"{result['success_at_end']:.3f}",
+                        commands(task, method, preset, seed, done)])
     text = results_header("ManiSkill imitation learning (paper Table 1)", "per run, see below",
-                          extra=f"* runs: {', '.join(f'`{root}`' for root in roots)}; regenerate this file with `{command}`")
+                          extra=f"* runs: {', '.join(f'`{source}`' for source in sources)}; regenerate this file with `{command}`")
     text += (
-        "\nSuccess rate, mean / std over seeds (std over seeds with `numpy.std`, ddof 0), 100 evaluation episodes per run "
-        "unless the run table says otherwise. The paper's rows are copied from its Table 1 (12M-parameter models, "
-        "trained on a GPU; the paper does not say whether its rate is success_once or success_at_end, nor how many "
-        "demonstrations it trained on). This project's rows are ManiSkill's success_once (success at any step of the "
-        "episode, what ManiSkill's baselines report); the rows marked success_at_end give the stricter metric (success "
-        "at the last step). Each column of this project's rows uses the runs trained on the most demonstrations this "
-        "project generated for that task (the cell says how many), the same set for both methods; the next table gives "
-        "every demonstration count that ran. Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, "
-        "episode limits 100 / 100 / 200 / 150, seeds 100000 + i (disjoint from the demonstrations'), 16-action chunks "
-        f"of which the policy executes 8 before replanning (ManiSkill's baseline setting){_horizon_exceptions()} "
-        "(the run table gives the value of every run). \"not run\": no finished run on this machine, not a result.\n\n"
+        "\nSuccess rate, mean ± standard error over training seeds (sd: the standard deviation over seeds, ddof 1; the "
+        "standard error is sd / sqrt(seeds)), 100 evaluation episodes per run unless the run table says otherwise. The "
+        "paper's rows are copied from its Table 1 (12M-parameter models, trained on a GPU, 3 seeds; the paper does not say "
+        "whether its rate is success_once or success_at_end, nor how many demonstrations it trained on, nor whether its "
+        "standard deviation divides by n or n - 1: its standard error is taken as sd / sqrt(2), the larger reading). This "
+        "project's rows are ManiSkill's success_once (success at any step of the episode, what ManiSkill's baselines "
+        "report); the rows marked success_at_end give the stricter metric (success at the last step). Each column of this "
+        "project's rows uses the runs trained on the most demonstrations this project generated for that task (the cell "
+        "says how many), the same set for both methods; the table after the next gives every demonstration count that ran. "
+        "Evaluation: `physx_cpu`, `pd_ee_delta_pos`, state observations, episode limits 100 / 100 / 200 / 150, seeds "
+        "100000 + i (disjoint from the demonstrations'), 16-action chunks of which the policy executes 8 before replanning "
+        f"(ManiSkill's baseline setting){_horizon_exceptions()} (the run table gives the value of every run). \"not run\": "
+        "no finished run on this machine, not a result.\n\n"
     )
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
-    text += ("\n## By demonstration count\n\nThe CPU preset on more demonstrations (success_once and success_at_end, mean / std "
-             "over seeds), with each method's training steps: a row whose steps differ from another row of its task ran "
-             "before the preset changed.\n\n")
+    from mepoly_dist.zoo.benchmark.results import NOISE_Z
+
+    text += ("\n## Against the noise\n\nsuccess_once of the table above: a difference counts only where it exceeds "
+             f"{NOISE_Z:g} standard errors of the difference (the noise given in brackets, beside the difference of the "
+             "means); otherwise it is within the noise. This project's success_once against the paper's rate, whose "
+             "metric the paper does not name.\n\n")
+    text += markdown_table(["task", "MePoly (this project) vs MePoly (paper)", "MePoly (this project) vs DP (paper)",
+                            "MePoly vs DP (this project)", "DP (this project) vs DP (paper)"], verdicts(main_runs))
+    text += ("\n## By demonstration count\n\nThe CPU preset on each demonstration count (success_once and success_at_end, "
+             "mean ± standard error over seeds), with each method's training steps: a row whose steps differ from another "
+             "row of its task ran before the preset changed.\n\n")
     text += markdown_table(["task", "demos", "MePoly success_once", "MePoly success_at_end", "DP success_once", "DP success_at_end",
                             "MePoly steps", "DP steps"], by_demos)
     text += "\n## Runs\n\n"
-    text += ("Training time: wall clock of the training loops on one torch thread (2-core machine shared with other "
-             "engineers' jobs: load averages of 3-10 were seen during these runs, so the times are upper bounds; a run "
-             "interrupted and resumed before commit 9fcbf2f counts only the time after its last checkpoint). "
-             "Latency: median seconds per action chunk for one observation history on one thread, measured after "
-             "training (`summary.json`) and during the evaluation rollouts (`eval.json`). Training steps: MePoly's "
-             "stage 1 + stage 2, DP's steps. A run trained before its preset changed carries, in its command, the `--set` "
-             "overrides and the `--act-horizon` that rebuild and evaluate it as it ran.\n\n")
+    text += ("Every finished run of the sources above, none left out. Training time: wall clock of the training loops on "
+             "one torch thread (2-core machine shared with other engineers' jobs: load averages of 3-10 were seen during "
+             "these runs, so the times are upper bounds; a run interrupted and resumed before commit 9fcbf2f counts only "
+             "the time after its last checkpoint). Latency: median seconds per action chunk for one observation history on "
+             "one thread, measured after training (`summary.json`) and during the evaluation rollouts (`eval.json`). "
+             "Training steps: MePoly's stage 1 + stage 2, DP's steps. A run trained before its preset changed carries, in "
+             "its command, the `--set` overrides and the `--act-horizon` that rebuild and evaluate it as it ran. The runs "
+             "of seeds 0-2 were recorded from this report's run table after their run directories were gone, so their "
+             "values are as that table rounded them.\n\n")
     if details:
         text += markdown_table(["task", "method", "preset", "seed", "demos", "training pairs", "parameters", "training steps", "training min",
                                 "latency ms/chunk (after training)", "latency ms/chunk (in rollouts)", "eval episodes",
@@ -250,18 +353,23 @@ def write_report_text(roots: list[Path], preset_filter: str | None, command: str
 
 
 def main(argv=None) -> int:
+    from .train import PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--preset", choices=PRESETS, default="cpu")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--demos", action="append", default=[], metavar="TASK=PATH", help="demonstration file of a task (default demos/...)")
     parser.add_argument("--runs", default="runs/maniskill_il", help="new run directories go here")
-    parser.add_argument("--report-runs", nargs="+", default=None, metavar="DIR",
-                        help="run roots the report reads (default: --runs), e.g. one root per demonstration count")
+    parser.add_argument("--records", default=str(RECORDS), help="the records table each finished run is added to, and that the report reads")
+    parser.add_argument("--record", nargs="+", default=[], metavar="RUN_DIR",
+                        help="add these finished run directories (e.g. made by mepoly-il train / eval) to the records table")
+    parser.add_argument("--report-runs", nargs="+", default=[], metavar="DIR",
+                        help="run roots the report reads besides the records table (runs not recorded)")
     parser.add_argument("--out", default=str(RESULTS))
-    parser.add_argument("--report-only", action="store_true", help="only rewrite the results file from finished runs")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the results file from the records (and --report-runs)")
     args = parser.parse_args(argv)
 
     import torch
@@ -273,10 +381,21 @@ def main(argv=None) -> int:
         if not sep or task not in TASKS:
             parser.error(f"--demos takes TASK=PATH with TASK in {TASKS}, got {item!r}")
         demos[task] = path
-    root = Path(args.runs)
-    report_roots = [Path(path) for path in (args.report_runs or [args.runs])]
-    command = f"python benchmarks/maniskill_il.py --report-only --report-runs {' '.join(map(str, report_roots))}"
+    records = Path(args.records)
+    if not is_table(records):
+        parser.error(f"--records takes a records table (*.jsonl), got {records}")
+    sources = [records] + [Path(path) for path in args.report_runs]
+    command = "python benchmarks/maniskill_il.py --report-only"
+    if records != RECORDS:
+        command += f" --records {records}"
+    if args.report_runs:
+        command += f" --report-runs {' '.join(args.report_runs)}"
     out = Path(args.out)
+    if args.record:
+        try:
+            update_table(records, [record_of(Path(path)) for path in args.record])
+        except ValueError as error:
+            parser.error(str(error))
     if not args.report_only:
         for task in args.tasks:
             if not Path(demos[task]).is_file():
@@ -284,9 +403,12 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             for task in args.tasks:
                 for method in args.methods:
-                    run_one(root, task, method, args.preset, seed, demos[task], args.episodes)
-                    write_report(out.parent, out.name, write_report_text(report_roots, None, command), echo=False)
-    path = write_report(out.parent, out.name, write_report_text(report_roots, None, command))
+                    run_one(Path(args.runs), task, method, args.preset, seed, demos[task], args.episodes)
+                    update_table(records, [record_of(run_dir(Path(args.runs), task, method, args.preset, seed))])
+                    write_report(out.parent, out.name, write_report_text(sources, None, command), echo=False)
+    if not records.exists():
+        parser.error(f"{records}: no such records table (run the benchmark, or --record finished run directories)")
+    path = write_report(out.parent, out.name, write_report_text(sources, None, command))
     print(f"wrote {path}")
     return 0
 

@@ -55,13 +55,15 @@ def eval_command(run_dir: str, episodes: int = 100, deterministic: bool | None =
 
 
 def main(argv=None) -> int:
+    from .train import PRESETS
+
     parser = argparse.ArgumentParser(prog="mepoly-il", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a policy on ManiSkill demonstrations")
     train.add_argument("task", help="ManiSkill task id, e.g. PushCube-v1 (presets: PushCube-v1, PickCube-v1, StackCube-v1, PushT-v1)")
     train.add_argument("--demos", required=True, help="trajectory.state.pd_ee_delta_pos.physx_cpu.h5 of the task")
     train.add_argument("--method", choices=("mepoly", "dp"), default="mepoly")
-    train.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
+    train.add_argument("--preset", choices=PRESETS, default="cpu")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="run directory (default runs/TASK__METHOD__PRESET__SEED)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",

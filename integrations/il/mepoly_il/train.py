@@ -38,10 +38,10 @@ from .prior import LatentPrior, decoder_parameters, stage2_loss, stage2_optimize
 from .vae import TrajectoryVAE
 
 __all__ = ["METHODS", "PRESETS", "load_preset", "execution_horizon", "train", "load_policy", "build_models", "count_parameters",
-           "resolve_device"]
+           "resolve_device", "ema_warmup_multi_avg_fn"]
 
 METHODS = ("mepoly", "dp")
-PRESETS = ("cpu", "gpu")
+PRESETS = ("cpu", "gpu", "reference")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -297,13 +297,34 @@ def _sampling(config: dict, deterministic: bool | None = None) -> dict:
             "sampler": settings.get("sampler", "grid"), "grid_points": settings.get("grid_points", 32)}
 
 
+def ema_warmup_multi_avg_fn(max_decay: float):
+    r"""The exponential moving average of diffusers' ``EMAModel`` (without ``use_ema_warmup``), which ManiSkill's
+    Diffusion Policy baseline keeps: at the :math:`t`-th update the average moves by
+    :math:`1 - \beta_t` towards the weights, :math:`\beta_t = \min(\beta_{\max}, t / (t + 9))`, so early weights
+    fade fast and the average settles at ``max_decay`` (0.9999 there) after about ``9 / (1 - max_decay)`` updates.
+
+    A ``multi_avg_fn`` for :class:`torch.optim.swa_utils.AveragedModel`, which copies the weights at the first
+    update and calls this with ``num_averaged = t - 1`` at the :math:`t`-th.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list, current: list, num_averaged) -> None:
+        t = int(num_averaged) + 1
+        weight = 1.0 - min(max_decay, t / (t + 9))
+        for mean, value in zip(averaged, current):
+            mean.lerp_(value, weight)
+
+    return update
+
+
 def _train_dp(config, model, pairs, generator, writer, checkpointer, checkpoint, summary, progress):
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     t = config["dp"]["train"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t["lr"], betas=tuple(t.get("betas", (0.9, 0.999))), weight_decay=t["weight_decay"])
     schedule = _cosine(optimizer, t.get("warmup", 500), t["steps"])
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.get("ema_decay", 0.999)))
+    decay = t.get("ema_decay", 0.999)
+    ema = AveragedModel(model, multi_avg_fn=ema_warmup_multi_avg_fn(decay) if t.get("ema_warmup", False) else get_ema_multi_avg_fn(decay))
     start = 0
     if checkpoint:
         model.load_state_dict(checkpoint["dp"])

@@ -1,10 +1,12 @@
-"""The Table 1 report (:mod:`mepoly_il.benchmark`, ``benchmarks/maniskill_il.py``) keeps a command that
-rebuilds each run after its preset changed."""
+"""The Table 1 report (:mod:`mepoly_il.benchmark`, ``benchmarks/maniskill_il.py``): made from a records table
+that never lets a rerun replace a run, with standard errors and noise verdicts against the paper's rows, and a
+command that rebuilds each run after its preset changed."""
 
 from __future__ import annotations
 
 import copy
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +40,92 @@ def test_a_run_from_an_earlier_preset_gets_the_overrides_that_rebuild_it():
     assert rebuilt[0] == {"mepoly": {"prior": {"hidden": [64, 32]}}} and rebuilt[1] == {"mepoly": {"stage1": {"steps": 1234}}}
     assert horizon == config["data"]["act_horizon"] == 8
     assert schedule(old) == "1,234 + 567" and schedule({**config, "method": "dp"}) == f"{config['dp']['train']['steps']:,}"
+
+
+REPO = Path(__file__).resolve().parents[3]
+RECORDS = REPO / "benchmarks" / "results" / "maniskill_il" / "records" / "runs.jsonl"
+
+
+def _body(text: str) -> str:
+    """A report without its header (the title, then command, date, machine, software, commit, seed and runs lines)."""
+    return text.split("\n\n", 2)[2]
+
+
+@pytest.mark.skipif(not RECORDS.exists(), reason="needs the repository's benchmarks/ folder")
+def test_the_committed_records_rebuild_the_committed_report(tmp_path, monkeypatch):
+    """Table 1, the noise verdicts, the per-demo-count table and the run list of maniskill_il.md are made from the
+    records table alone: rebuilt from it, the report is the committed one but for its date, machine and commit."""
+    from mepoly_il.benchmark import main
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "maniskill_il.md"
+    assert main(["--report-only", "--out", str(out)]) == 0
+    committed = (REPO / "benchmarks" / "results" / "maniskill_il" / "maniskill_il.md").read_text()
+    assert "* command: `python benchmarks/maniskill_il.py --report-only`" in committed.splitlines()
+    assert _body(out.read_text()) == _body(committed)
+
+
+def _finished_run(root: Path, task: str, method: str, seed: int, success: float) -> Path:
+    """A run directory as ``mepoly-il train`` + ``eval`` leave it (the files the records keep)."""
+    import json
+
+    import yaml
+
+    path = root / f"{task}__{method}__cpu__{seed}"
+    (path / "eval").mkdir(parents=True)
+    (path / "eval" / "eval.json").write_text(json.dumps({"episodes": 100, "act_horizon": 8, "success_once": success,
+                                                         "success_at_end": success / 2, "chunk_latency_s": 0.004}))
+    (path / "summary.json").write_text(json.dumps({"num_demos": 500, "num_pairs": 1000, "parameters": 10, "train_seconds": {"total": 60.0},
+                                                   "latency_per_chunk": {"median_s": 0.003}}))
+    (path / "config.yml").write_text(yaml.safe_dump({**_saved_config(task, method), "seed": seed}))
+    return path
+
+
+def test_runs_are_recorded_once_and_a_rerun_is_refused(tmp_path):
+    from mepoly_dist.zoo.benchmark.records import update_table
+    from mepoly_il.benchmark import finished_runs, record_of
+
+    root, table = tmp_path / "runs_500", tmp_path / "runs.jsonl"
+    paths = [_finished_run(root, "PushCube-v1", "mepoly", seed, 0.9 + seed / 100) for seed in range(2)]
+    update_table(table, [record_of(path) for path in paths])
+    from_table, from_dirs = finished_runs([table]), finished_runs([root])
+    assert [run[4] for run in from_table] == ["runs_500/PushCube-v1__mepoly__cpu__0", "runs_500/PushCube-v1__mepoly__cpu__1"]
+    assert [run[:5] for run in from_table] == [run[:5] for run in from_dirs]
+    assert [run[5]["eval"]["success_once"] for run in from_table] == [0.9, 0.91]
+    assert len(finished_runs([table, root])) == 2  # a run in two sources counts once
+    # the same run recorded again changes nothing; a rerun with other results under its name is refused
+    update_table(table, [record_of(paths[0])])
+    rerun = _finished_run(tmp_path / "again" / "runs_500", "PushCube-v1", "mepoly", 0, 0.5)
+    with pytest.raises(ValueError, match="a rerun does not replace a recorded run"):
+        update_table(table, [record_of(rerun)])
+    assert [run[5]["eval"]["success_once"] for run in finished_runs([table])] == [0.9, 0.91]
+    with pytest.raises(ValueError, match="not a finished run"):
+        record_of(tmp_path / "nothing_here")
+
+
+def test_noise_verdicts_against_the_paper_rows():
+    """Standard errors and verdicts, computed by hand: the paper's sd over 3 seeds gives s.e. sd / sqrt(2); our
+    s.e. is the sample sd (ddof 1) / sqrt(n); a difference counts beyond 2 standard errors of the difference."""
+    import math
+
+    from mepoly_il.benchmark import PAPER, paper_mean_se, verdicts
+
+    assert paper_mean_se(0.9, 0.02) == (0.9, pytest.approx(0.02 / math.sqrt(2)))
+
+    def runs(task, method, values):
+        return [(task, method, "cpu", seed, f"r/{task}__{method}__cpu__{seed}", {"eval": {"success_once": v}})
+                for seed, v in enumerate(values)]
+
+    # PushCube: MePoly 0.96 +- 0.01 (values 0.95, 0.96, 0.97: sd 0.01, s.e. 0.01 / sqrt 3); DP 0.70, 0.72, 0.74
+    table = runs("PushCube-v1", "mepoly", [0.95, 0.96, 0.97]) + runs("PushCube-v1", "dp", [0.70, 0.72, 0.74])
+    row = verdicts(table)[0]
+    paper_mepoly, paper_mepoly_sd = PAPER["MePoly (paper)"][0]
+    margin = 2 * math.hypot(0.01 / math.sqrt(3), paper_mepoly_sd / math.sqrt(2))
+    assert 0.96 - paper_mepoly > margin and row[1] == f"higher ({0.96 - paper_mepoly:+.3f}; noise {margin:.3f})"
+    assert row[3].startswith("higher (+0.240;")
+    paper_dp = PAPER["DP (paper)"][0]
+    assert row[4].startswith("lower (") == (paper_dp[0] - 0.72 > 2 * math.hypot(0.02 / math.sqrt(3), paper_dp[1] / math.sqrt(2)))
+    # a wide spread is within the noise; a single seed has no measured noise; no runs read "not run"
+    wide = verdicts(runs("PickCube-v1", "mepoly", [0.5, 1.0, 0.9]))[1]
+    assert wide[1].startswith("within the noise") and wide[3] == "not run" and wide[4] == "not run"
+    assert verdicts(runs("StackCube-v1", "mepoly", [0.9]))[2][1] == "unknown noise (1 seed)"

@@ -22,6 +22,7 @@ run (or legacy records) directories into a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 from dataclasses import dataclass, field
@@ -143,17 +144,38 @@ def update_table(path, records) -> Path:
     updated only where it is the same run (the same metrics: its notes are merged, those of the new
     record winning); a different run under a name the table holds raises ``ValueError`` and writes
     nothing, so a rerun never silently replaces a recorded run (give it another seed, or another table)."""
-    table = read_table(path)
-    clashes = [r.name for r in records if r.name in table and table[r.name].metrics != r.metrics]
-    if clashes:
-        raise ValueError(f"{path} already holds different runs named {', '.join(sorted(clashes))}: a rerun does not replace a "
-                         "recorded run; record it in another table (or under another seed)")
-    for record in records:
-        old = table.get(record.name)
-        if old is not None:
-            record.notes = {**old.notes, **record.notes}
-        table[record.name] = record
-    return write_table(path, table.values())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):
+        table = read_table(path)
+        clashes = [r.name for r in records if r.name in table and table[r.name].metrics != r.metrics]
+        if clashes:
+            raise ValueError(f"{path} already holds different runs named {', '.join(sorted(clashes))}: a rerun does not replace a "
+                             "recorded run; record it in another table (or under another seed)")
+        for record in records:
+            old = table.get(record.name)
+            if old is not None:
+                record.notes = {**old.notes, **record.notes}
+            table[record.name] = record
+        return write_table(path, table.values())
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on the table ``path`` (created if absent), so that benchmark processes running
+    side by side add their runs one after the other instead of overwriting each other's (POSIX ``flock``;
+    no lock where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one process at a time is the user's to ensure
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Runs:
