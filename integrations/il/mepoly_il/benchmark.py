@@ -103,14 +103,20 @@ def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: s
     return _finished(path, episodes)
 
 
-def record_of(path: Path) -> RunRecord:
+#: the folders of the code a run trains with (the commit a record names is checked for changes under them)
+CODE_PATHS = ("src", "integrations")
+
+
+def record_of(path: Path, commit: str | None = None) -> RunRecord:
     """The record of a finished run directory, named ``<root name>/<run name>``: its evaluation as the
-    metrics, its summary as the timing, its config, and the directory it ran in (``notes.run_dir``)."""
+    metrics, its summary as the timing, its config, the directory it ran in (``notes.run_dir``) and,
+    where given, the commit of the code it ran with (``notes.commit``)."""
     done = _finished(Path(path))
     if done is None:
         raise ValueError(f"{path}: not a finished run (no eval/eval.json and summary.json)")
+    notes = {"run_dir": str(path)} | ({"commit": commit} if commit else {})
     return RunRecord(f"{Path(path).parent.name}/{Path(path).name}", metrics=done["eval"], config=done["config"],
-                     timing=done["summary"], notes={"run_dir": str(path)})
+                     timing=done["summary"], notes=notes)
 
 
 def _from_record(record: RunRecord) -> dict:
@@ -301,7 +307,7 @@ def write_report_text(sources: list[Path], preset_filter: str | None, command: s
                         _schedule(done), f"{summary['train_seconds']['total'] / 60:.1f}",
                         f"{1000 * summary['latency_per_chunk']['median_s']:.1f}", f"{1000 * result['chunk_latency_s']:.1f}",
                         result["episodes"], result["act_horizon"], f"{result['success_once']:.3f}", f"{result['success_at_end']:.3f}",
-                        commands(task, method, preset, seed, done)])
+                        done["notes"].get("commit", "not recorded"), commands(task, method, preset, seed, done)])
     text = results_header("ManiSkill imitation learning (paper Table 1)", "per run, see below",
                           extra=f"* runs: {', '.join(f'`{source}`' for source in sources)}; regenerate this file with `{command}`")
     text += (
@@ -340,13 +346,14 @@ def write_report_text(sources: list[Path], preset_filter: str | None, command: s
              "the time after its last checkpoint). Latency: median seconds per action chunk for one observation history on "
              "one thread, measured after training (`summary.json`) and during the evaluation rollouts (`eval.json`). "
              "Training steps: MePoly's stage 1 + stage 2, DP's steps. A run trained before its preset changed carries, in "
-             "its command, the `--set` overrides and the `--act-horizon` that rebuild and evaluate it as it ran. The runs "
-             "of seeds 0-2 were recorded from this report's run table after their run directories were gone, so their "
-             "values are as that table rounded them.\n\n")
+             "its command, the `--set` overrides and the `--act-horizon` that rebuild and evaluate it as it ran. Code: the "
+             "commit of `src/` and `integrations/` the run trained with. The runs of seeds 0-2 were recorded from this "
+             "report's run table after their run directories were gone, so their values are as that table rounded them, "
+             "and their code is that of the table's commit or earlier.\n\n")
     if details:
         text += markdown_table(["task", "method", "preset", "seed", "demos", "training pairs", "parameters", "training steps", "training min",
                                 "latency ms/chunk (after training)", "latency ms/chunk (in rollouts)", "eval episodes",
-                                "actions per chunk", "success_once", "success_at_end", "commands"], details)
+                                "actions per chunk", "success_once", "success_at_end", "code (commit)", "commands"], details)
     else:
         text += "No finished runs yet.\n"
     return text
@@ -391,6 +398,9 @@ def main(argv=None) -> int:
     if args.report_runs:
         command += f" --report-runs {' '.join(args.report_runs)}"
     out = Path(args.out)
+    from mepoly_dist.zoo.benchmark.results import git_commit
+
+    commit = git_commit(CODE_PATHS)  # the code this process trains with, read before it changes under a long run
     if args.record:
         try:
             update_table(records, [record_of(Path(path)) for path in args.record])
@@ -404,7 +414,7 @@ def main(argv=None) -> int:
             for task in args.tasks:
                 for method in args.methods:
                     run_one(Path(args.runs), task, method, args.preset, seed, demos[task], args.episodes)
-                    update_table(records, [record_of(run_dir(Path(args.runs), task, method, args.preset, seed))])
+                    update_table(records, [record_of(run_dir(Path(args.runs), task, method, args.preset, seed), commit)])
                     write_report(out.parent, out.name, write_report_text(sources, None, command), echo=False)
     if not records.exists():
         parser.error(f"{records}: no such records table (run the benchmark, or --record finished run directories)")

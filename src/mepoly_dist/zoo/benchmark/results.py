@@ -42,9 +42,11 @@ def mem_total_gib() -> float:
         return float("nan")
 
 
-def git_commit() -> str:
+def git_commit(paths: tuple[str, ...] = ()) -> str:
     """The short commit of the checkout this package runs from, ``(with uncommitted changes)`` when
-    its tree differs from it; the package version when it is not run from a git checkout."""
+    its tree (or, where ``paths`` are given, the tree under those paths of the checkout, e.g. the code
+    folders, leaving out results a benchmark is writing) differs from it; the package version when it
+    is not run from a git checkout."""
     from mepoly_dist import __version__
 
     here = Path(__file__).resolve().parent
@@ -54,7 +56,7 @@ def git_commit() -> str:
         if not (root / "src" / "mepoly_dist").is_dir():
             raise FileNotFoundError(root)
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True, text=True).stdout.strip()
         return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return f"unknown (mepoly_dist {__version__}, not a git checkout)"
