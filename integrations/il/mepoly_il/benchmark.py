@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from mepoly_dist.zoo.benchmark.records import RunRecord, is_table, read_table, update_table
-from mepoly_dist.zoo.benchmark.results import compare_means, markdown_table, mean_se, results_header, write_report
+from mepoly_dist.zoo.benchmark.results import NOISE_Z, compare_means, git_commit, markdown_table, mean_se, results_header, write_report
 
 __all__ = ["TASKS", "METHODS", "PAPER", "RECORDS", "paper_mean_se", "run_dir", "run_one", "record_of", "finished_runs",
            "main_table_runs", "preset_drift", "schedule", "commands", "verdicts", "write_report_text", "main"]
@@ -193,8 +193,6 @@ def _verdict(ours: list[float], other: tuple[float, float]) -> str:
     word = compare_means(mine, other)
     if word == "unknown noise":
         return "unknown noise (1 seed)"
-    from mepoly_dist.zoo.benchmark.results import NOISE_Z
-
     return f"{word} ({mine[0] - other[0]:+.3f}; noise {NOISE_Z * math.hypot(mine[1], other[1]):.3f})"
 
 
@@ -326,8 +324,6 @@ def write_report_text(sources: list[Path], preset_filter: str | None, command: s
         "no finished run on this machine, not a result.\n\n"
     )
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
-    from mepoly_dist.zoo.benchmark.results import NOISE_Z
-
     text += ("\n## Against the noise\n\nsuccess_once of the table above: a difference counts only where it exceeds "
              f"{NOISE_Z:g} standard errors of the difference (the noise given in brackets, beside the difference of the "
              "means); otherwise it is within the noise. This project's success_once against the paper's rate, whose "
@@ -398,8 +394,6 @@ def main(argv=None) -> int:
     if args.report_runs:
         command += f" --report-runs {' '.join(args.report_runs)}"
     out = Path(args.out)
-    from mepoly_dist.zoo.benchmark.results import git_commit
-
     commit = git_commit(CODE_PATHS)  # the code this process trains with, read before it changes under a long run
     if args.record:
         try:
