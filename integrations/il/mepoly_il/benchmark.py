@@ -203,9 +203,8 @@ def verdicts(runs: list[tuple], key: str = "success_once") -> list[list[str]]:
     for index, task in enumerate(TASKS):
         mepoly, dp = _values(runs, task, "mepoly", key), _values(runs, task, "dp", key)
         paper_mepoly, paper_dp = (paper_mean_se(*PAPER[row][index]) for row in ("MePoly (paper)", "DP (paper)"))
-        ours_dp = mean_se(dp) if len(dp) > 1 else (math.nan, math.nan)
         rows.append([task.removesuffix("-v1"), _verdict(mepoly, paper_mepoly), _verdict(mepoly, paper_dp),
-                     _verdict(mepoly, ours_dp) if dp else "not run", _verdict(dp, paper_dp)])
+                     _verdict(mepoly, mean_se(dp)) if dp else "not run", _verdict(dp, paper_dp)])
     return rows
 
 
