@@ -10,7 +10,8 @@ Modules, one job each:
 * :mod:`.diffusion_policy` -- the baseline: a state-based Diffusion Policy (1-D temporal U-Net, FiLM);
 * :mod:`.policy` -- inference: observation history -> action chunk, receding-horizon execution;
 * :mod:`.evaluate` -- ManiSkill rollouts: success_once / success_at_end, an image strip;
-* :mod:`.train`, :mod:`.cli` -- ``mepoly-il train`` / ``mepoly-il eval`` with presets per task.
+* :mod:`.train`, :mod:`.cli` -- ``mepoly-il train`` / ``mepoly-il eval`` with presets per task;
+* :mod:`.benchmark` -- the paper's Table 1 from a records table; :mod:`.cost` -- seconds per iteration and hours per run of a preset.
 
 ManiSkill and diffusers are imported by the modules that need them, when they run.
 """

@@ -37,7 +37,7 @@ from .policy import DiffusionChunkPolicy, MePolyChunkPolicy, measure_latency
 from .prior import LatentPrior, decoder_parameters, stage2_loss, stage2_optimizer
 from .vae import TrajectoryVAE
 
-__all__ = ["METHODS", "PRESETS", "load_preset", "execution_horizon", "train", "load_policy", "build_models", "count_parameters",
+__all__ = ["METHODS", "PRESETS", "load_preset", "preset_config", "execution_horizon", "train", "load_policy", "build_models", "count_parameters",
            "resolve_device", "ema_warmup_multi_avg_fn"]
 
 METHODS = ("mepoly", "dp")
@@ -57,6 +57,15 @@ def load_preset(preset: str, task: str) -> dict:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     sections = yaml.safe_load(resources.files("mepoly_il").joinpath(f"presets/{preset}.yml").read_text())
     return _merge(sections["default"], sections.get(task, {}))
+
+
+def preset_config(preset: str, task: str, overrides: list[str] | None = None) -> dict:
+    """The task's preset (:func:`load_preset`) with ``overrides`` (``KEY.PATH=VALUE``, :func:`parse_override`)
+    merged over it in order: the configuration ``mepoly-il train --preset PRESET --set ...`` trains."""
+    config = load_preset(preset, task)
+    for text in overrides or []:
+        config = _merge(config, parse_override(text))
+    return config
 
 
 def execution_horizon(config: dict) -> int:
@@ -174,9 +183,7 @@ def train(task: str, demos: str | Path, method: str, out: str | Path, preset: st
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     out = Path(out)
-    config = load_preset(preset, task)
-    for text in overrides or []:
-        config = _merge(config, parse_override(text))
+    config = preset_config(preset, task, overrides)
     config.update(task=task, demos=str(demos), method=method, preset=preset, seed=seed, overrides=list(overrides or []))
     config_path = out / "config.yml"
     if config_path.exists():
