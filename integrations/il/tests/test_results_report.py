@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from mepoly_dist.zoo.benchmark.results import NOTES_MARKER
 
 pytest.importorskip("mepoly_il")
 from mepoly_il.benchmark import preset_drift, schedule  # noqa: E402
@@ -63,8 +64,6 @@ def test_the_committed_records_rebuild_the_committed_report(tmp_path, monkeypatc
     assert main(["--report-only", "--out", str(out)]) == 0
     committed = (REPO / "benchmarks" / "results" / "maniskill_il" / "maniskill_il.md").read_text()
     assert "* command: `python benchmarks/maniskill_il.py --report-only`" in committed.splitlines()
-    from mepoly_dist.zoo.benchmark.results import NOTES_MARKER
-
     assert _body(out.read_text()).rstrip("\n") == _body(committed).split(NOTES_MARKER)[0].rstrip("\n")
 
 
