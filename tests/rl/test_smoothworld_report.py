@@ -175,23 +175,36 @@ def test_policy_kwargs_and_hp_overrides_reach_every_run(tmp_path, monkeypatch):
     # the sweep's overrides are what each training job gets, and the report header says so
     captured = {}
 
-    def fake_run_parallel(jobs, workers, report, backend, address):
+    def fake_run_parallel(jobs, workers, report, backend, address, threads):
         captured.update(jobs)
-        return {key: _metrics(*key, counts=[60, 40]) for key in jobs}
+        captured["threads"] = threads
+        return {key: dict(_metrics(*key, counts=[60, 40]), torch_threads=threads) for key in jobs}
 
     monkeypatch.setattr(smoothworld, "run_parallel", fake_run_parallel)
     out = tmp_path / "out"
     smoothworld.main(["--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--name", "o", "--late", "0",
-                      "--layouts", "two_walls", "--methods", "mepoly", "--seeds", "0", "1",
+                      "--layouts", "two_walls", "--methods", "mepoly", "--seeds", "0", "1", "--workers", "1", "--threads", "2",
                       "--policy-kwargs", "order=4", "--hp", "ent_coef=0.2"])
+    assert captured.pop("threads") == 2
     assert sorted(captured) == [("two_walls", "mepoly", 0), ("two_walls", "mepoly", 1)]
     for key, (function, args) in captured.items():
         assert function is smoothworld.train_run
-        _layout, _method, _seed, run_dir, _steps, hp, policy_kwargs, _algo = args
+        _layout, _method, _seed, run_dir, _steps, hp, policy_kwargs, _algo, threads = args
         assert run_dir.endswith("__".join(map(str, key)))
-        assert list(hp) == ["ent_coef=0.2"] and list(policy_kwargs) == ["order=4"]
+        assert list(hp) == ["ent_coef=0.2"] and list(policy_kwargs) == ["order=4"] and threads == 2
     text = (out / "o.md").read_text()
     assert "policy_kwargs overrides: ['order=4']" in text and "hyperparameter overrides: ['ent_coef=0.2']" in text
+    assert "torch threads per process: 2" in text and "| 1 (2 threads) |" in text  # the runs' train seconds say so
+    with pytest.raises(SystemExit):
+        smoothworld.main(["--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--threads", "0"])
+
+
+def test_train_time_names_the_thread_count_where_it_is_not_one():
+    assert smoothworld.train_time(dict(train_seconds=12.4)) == "12"  # recorded before the count was kept: one thread
+    assert smoothworld.train_time(dict(train_seconds=12.4, torch_threads=1)) == "12"
+    assert smoothworld.train_time(dict(train_seconds=12.4, torch_threads=2)) == "12 (2 threads)"
+    assert smoothworld.train_time(dict(train_seconds=12.4, torch_threads=[1, 2])) == "12 (1/2 threads)"
+    assert smoothworld.train_time(dict(train_seconds=12.4, torch_threads=[None, 2])) == "12 (?/2 threads)"
 
 
 def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its_best_variant(tmp_path):

@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from mepoly_dist.zoo import metrics, rollouts
@@ -36,9 +37,16 @@ def test_bandit_run_writes_everything_and_resumes(tmp_path):
     assert list((out / "tb").rglob("events.out.tfevents.*"))
     config = yaml.safe_load((out / "config.yml").read_text())
     assert config["hyperparams"]["n_epochs"] == 2 and config["policy_kwargs"]["order"] == 14
-    # a longer run on the same directory resumes from the latest checkpoint
-    metrics = _train(out, "lemniscate", "--steps", "2048")
-    assert metrics["num_timesteps"] == 2048
+    assert metrics["torch_threads"] == 1 and metrics["train_seconds"] > 0
+    # a longer run on the same directory resumes from the latest checkpoint; its time adds to the first
+    # session's, and the thread count of each session is kept beside it
+    threads = torch.get_num_threads()
+    try:
+        resumed = _train(out, "lemniscate", "--steps", "2048", "--threads", "2")
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed["num_timesteps"] == 2048
+    assert resumed["torch_threads"] == [1, 2] and resumed["train_seconds"] > metrics["train_seconds"]
     assert latest_checkpoint(out).name == "model_2048_steps.zip"
     assert yaml.safe_load((out / "config.yml").read_text())["hyperparams"]["n_epochs"] == 2  # saved settings kept
 

@@ -209,15 +209,25 @@ def _eval_quick(config: RunConfig, policy) -> dict:
 class _TrainClock:
     """Training wall-clock in ``run_dir/timing.json``: the seconds of earlier (resumed) sessions plus
     this one's, written at every checkpoint as well as at the end, so that a run interrupted and
-    resumed from its latest checkpoint still reports the time its steps took."""
+    resumed from its latest checkpoint still reports the time its steps took.  ``torch_threads``
+    is the torch thread count the time was measured with (the seconds depend on it); a run resumed
+    with a different count lists the counts in the order they were used (``null`` for sessions
+    recorded before the count was kept)."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / "timing.json"
-        self.before = json.loads(self.path.read_text())["train_seconds"] if self.path.exists() else 0.0
+        before = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.before = before.get("train_seconds", 0.0)
+        threads = before.get("torch_threads", [None] if before else [])  # None: a session before the count was kept
+        threads = list(threads) if isinstance(threads, list) else [threads]
+        now = torch.get_num_threads()
+        self.threads = threads + [now] if not threads or threads[-1] != now else threads
         self.start = time.perf_counter()
 
     def record(self) -> None:
-        self.path.write_text(json.dumps({"train_seconds": self.before + time.perf_counter() - self.start}, indent=2))
+        threads = self.threads[0] if len(self.threads) == 1 else self.threads
+        self.path.write_text(json.dumps({"train_seconds": self.before + time.perf_counter() - self.start,
+                                         "torch_threads": threads}, indent=2))
 
     def callback(self, every: int):
         from stable_baselines3.common.callbacks import BaseCallback

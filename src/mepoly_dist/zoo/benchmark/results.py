@@ -68,9 +68,9 @@ def command_line(argv: list[str] | None = None) -> str:
     return "python " + " ".join(shlex.quote(a) for a in argv)
 
 
-def results_header(title: str, seed, extra: str = "", command: str | None = None) -> str:
+def results_header(title: str, seed, extra: str = "", command: str | None = None, threads: int = 1) -> str:
     """Title plus command (default: this process's, :func:`command_line`), date, machine, software
-    versions, commit and seed; ``extra`` lines are appended."""
+    versions and torch ``threads`` per process, commit and seed; ``extra`` lines are appended."""
     import numpy as np
     import torch
 
@@ -89,7 +89,7 @@ def results_header(title: str, seed, extra: str = "", command: str | None = None
         f"* date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
         f"* machine: {cpu_model()}, {os.cpu_count()} cores, {mem_total_gib():.0f} GiB RAM, {platform.system()} {platform.release()}; "
         f"load average at start {load:.2f}",
-        f"* software: {versions}; torch threads per process: 1",
+        f"* software: {versions}; torch threads per process: {threads}",
         f"* mepoly_dist commit: {git_commit()}",
         f"* seed: {seed}",
     ]

@@ -17,8 +17,8 @@ VARIANTS = {
 
 
 def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None = None, hp=(), policy_kwargs=(),
-              algo: str | None = None) -> dict:
-    """One ``mepoly train`` run (one torch thread) for a benchmark; returns its final metrics.
+              algo: str | None = None, threads: int = 1) -> dict:
+    """One ``mepoly train`` run on ``threads`` torch threads (default one) for a benchmark; returns its final metrics.
 
     ``method`` is a policy name with optional ``+variant`` suffixes from :data:`VARIANTS`;
     ``hp`` and ``policy_kwargs`` are ``key=value`` overrides as on the command line, ``algo`` replaces
@@ -29,7 +29,7 @@ def train_run(env: str, method: str, seed: int, run_dir: str, steps: int | None 
     from mepoly_dist.zoo.config import resolve_config
     from mepoly_dist.zoo.train import train
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     policy, *variants = method.split("+")
     overrides = [f"{k}={json.dumps(v)}" for name in variants for k, v in VARIANTS[name].items()] + list(hp)
     config = resolve_config(env, policy, seed, hp=overrides, policy_kwargs=list(policy_kwargs), n_timesteps=steps,
@@ -55,17 +55,19 @@ def add_backend_arguments(parser) -> None:
                         help="Ray cluster to join (e.g. ray://head:10001 or 'auto'); default: a local Ray instance")
 
 
-def run_parallel(jobs: dict, workers: int, report, backend: str = "local", address: str | None = None) -> dict:
+def run_parallel(jobs: dict, workers: int, report, backend: str = "local", address: str | None = None,
+                 threads: int = 1) -> dict:
     """Run ``jobs[key] = (function, args)``, at most ``workers`` at a time; ``report(key, result)`` as each ends.
 
     ``backend="local"``: a ``ProcessPoolExecutor`` of ``workers`` processes.  ``backend="ray"``:
-    one Ray Tune trial per job (1 CPU each, ``max_concurrent_trials=workers``) on the cluster at
-    ``address`` (None: a local Ray instance with ``workers`` CPUs).  Either way the results come
+    one Ray Tune trial per job (``threads`` CPUs each, ``max_concurrent_trials=workers``) on the cluster at
+    ``address`` (None: a local Ray instance with ``workers * threads`` CPUs).  ``threads`` is the
+    torch thread count the jobs set themselves (:func:`train_run`'s ``threads``).  Either way the results come
     back as ``{key: function(*args)}``, so the tables are built the same way.  The functions must be
     importable by their module name (as :func:`train_run` is) for the worker processes to find them.
     """
     if backend == "ray":
-        return _run_ray(jobs, workers, report, address)
+        return _run_ray(jobs, workers, report, address, threads)
     if backend != "local":
         raise ValueError(f"unknown backend {backend!r}; expected 'local' or 'ray'")
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -82,7 +84,7 @@ def run_parallel(jobs: dict, workers: int, report, backend: str = "local", addre
     return results
 
 
-def _run_ray(jobs: dict, workers: int, report, address: str | None) -> dict:
+def _run_ray(jobs: dict, workers: int, report, address: str | None, threads: int = 1) -> dict:
     """The Ray Tune backend of :func:`run_parallel`: a grid search over the job indices."""
     import tempfile
 
@@ -103,16 +105,16 @@ def _run_ray(jobs: dict, workers: int, report, address: str | None) -> dict:
 
     started = not ray.is_initialized()
     if started:
-        init = dict(address=address) if address else dict(num_cpus=workers, include_dashboard=False)
+        init = dict(address=address) if address else dict(num_cpus=workers * threads, include_dashboard=False)
         # workers import the job functions by module name (mepoly_dist.zoo.benchmark.sweep.train_run): on a
         # cluster every node needs mepoly_dist installed; the caller's PYTHONPATH (e.g. a worktree's src/) goes along
-        env_vars = {"OMP_NUM_THREADS": "1"}
+        env_vars = {"OMP_NUM_THREADS": str(threads)}
         if os.environ.get("PYTHONPATH"):
             env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
         ray.init(runtime_env={"env_vars": env_vars}, log_to_driver=False, **init)
     try:
         tuner = tune.Tuner(
-            tune.with_resources(trainable, {"cpu": 1}),
+            tune.with_resources(trainable, {"cpu": threads}),
             param_space={"index": tune.grid_search(list(range(len(keys))))},
             tune_config=tune.TuneConfig(max_concurrent_trials=workers),
             run_config=tune.RunConfig(name="mepoly-sweep", storage_path=tempfile.mkdtemp(prefix="mepoly-ray-"), verbose=0),
