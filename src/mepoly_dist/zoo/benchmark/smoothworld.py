@@ -328,8 +328,9 @@ def main(argv=None):
                         help="train the PPO-based methods with MaxEntPPO (ent_coef * entropy in the returns); FPO keeps its trainer")
     add_backend_arguments(parser)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per run (default 1: one core per worker); one run alone on two idle cores "
-                             "trains faster on 2 (the flow's PPO iteration: 9.4 s against 13.4 s on 1)")
+                        help="torch threads per run (default 1: one core per worker).  One run alone on two idle cores "
+                             "is faster on 2 (the flow's PPO iteration here: 12-13 s, against 14 s for each of two 1-thread "
+                             "runs side by side), but slows many-fold while another process competes for the cores")
     parser.add_argument("--reuse", action="store_true", help="skip runs whose run directory already has metrics.json")
     parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs of RUNS_DIR; train nothing")
     parser.add_argument("--late", type=int, default=4,
