@@ -15,12 +15,16 @@ Cells without a finished run say "not run".
     python benchmarks/maniskill_il.py --tasks PushCube-v1 --methods mepoly dp --seeds 0 --preset cpu --episodes 100
     python benchmarks/maniskill_il.py --report-only       # rewrite the report from the records
     python benchmarks/maniskill_il.py --tasks StackCube-v1 --demos StackCube-v1=demos-500/...h5 --runs runs/maniskill_il_500
+    python benchmarks/maniskill_il.py --tasks PickCube-v1 --methods dp --set dp.train.steps=30000 \
+        --runs runs/maniskill_il_500_dp30k --records .../records/dp30k.jsonl --out .../maniskill_il_dp30k.md
 
 A run is recorded as ``<runs root name>/<task>__<method>__<preset>__<seed>``, so the runs of each
 demonstration set keep apart under their own ``--runs`` root.  Table 1 takes, per task, the runs on
 the most demonstrations (both methods on the same set), and a second table lists every
 demonstration count.  Finished runs (``RUN_DIR/eval/eval.json`` with the requested episode count)
-are reused, not rerun; an interrupted training resumes from its checkpoint.  Run it in the
+are reused, not rerun; an interrupted training resumes from its checkpoint.  ``--set`` trains every run
+with a preset value overridden (a longer schedule, say); such runs go to their own ``--runs`` root and
+``--records`` table, and each run's command in the report carries the override.  Run it in the
 ManiSkill venv (``[il]`` extra).
 """
 
@@ -87,7 +91,9 @@ def _finished(path: Path, episodes: int | None = None) -> dict | None:
             "run_dir": str(path), "notes": {}}
 
 
-def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: str, episodes: int) -> dict:
+def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: str, episodes: int,
+            overrides: list[str] | None = None) -> dict:
+    """Train (with the preset's ``--set`` ``overrides``, if any) and evaluate one run, or reuse it where it finished."""
     from .cli import eval_command, train_command
 
     path = run_dir(root, task, method, preset, seed)
@@ -96,7 +102,7 @@ def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: s
         print(f"reusing {path}", flush=True)
         return done
     start = time.perf_counter()
-    train_command(task, demos, method, preset, seed, str(path), progress=False)
+    train_command(task, demos, method, preset, seed, str(path), overrides=overrides, progress=False)
     print(f"trained {path} in {time.perf_counter() - start:.0f} s", flush=True)
     result = eval_command(str(path), episodes, progress=False)
     print(f"evaluated {path}: success_once {result['success_once']:.3f}, success_at_end {result['success_at_end']:.3f}", flush=True)
@@ -370,6 +376,9 @@ def main(argv=None) -> int:
                         help="add these finished run directories (e.g. made by mepoly-il train / eval) to the records table")
     parser.add_argument("--report-runs", nargs="+", default=[], metavar="DIR",
                         help="run roots the report reads besides the records table (runs not recorded)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a preset value in every run trained (as mepoly-il train --set), e.g. dp.train.steps=30000; "
+                             "needs its own --records and --runs, so that a table never pools two schedules")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--report-only", action="store_true", help="only rewrite the results file from the records (and --report-runs)")
     args = parser.parse_args(argv)
@@ -386,6 +395,9 @@ def main(argv=None) -> int:
     records = Path(args.records)
     if not is_table(records):
         parser.error(f"--records takes a records table (*.jsonl), got {records}")
+    if args.overrides and not args.report_only and (records == RECORDS or Path(args.runs) == Path(parser.get_default("runs"))):
+        parser.error("--set changes the schedule of the runs it trains: give them their own --records table and --runs root "
+                     f"(not {RECORDS} or {parser.get_default('runs')}), so that the preset's table does not pool them")
     sources = [records] + [Path(path) for path in args.report_runs]
     command = "python benchmarks/maniskill_il.py --report-only"
     if records != RECORDS:
@@ -406,7 +418,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             for task in args.tasks:
                 for method in args.methods:
-                    run_one(Path(args.runs), task, method, args.preset, seed, demos[task], args.episodes)
+                    run_one(Path(args.runs), task, method, args.preset, seed, demos[task], args.episodes, args.overrides)
                     update_table(records, [record_of(run_dir(Path(args.runs), task, method, args.preset, seed), commit)])
                     write_report(out.parent, out.name, write_report_text(sources, None, command), echo=False)
     if not records.exists():

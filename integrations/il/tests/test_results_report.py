@@ -131,3 +131,17 @@ def test_noise_verdicts_against_the_paper_rows():
     wide = verdicts(runs("PickCube-v1", "mepoly", [0.5, 1.0, 0.9]))[1]
     assert wide[1].startswith("within the noise") and wide[3] == "not run" and wide[4] == "not run"
     assert verdicts(runs("StackCube-v1", "mepoly", [0.9]))[2][1] == "unknown noise (1 seed)"
+
+
+def test_runs_with_overrides_need_their_own_records_and_runs_root(tmp_path, capsys):
+    """``--set`` lengthens a schedule, say; such runs must not be pooled with the preset's runs in Table 1, so the
+    benchmark refuses them the default records table or runs root (before it trains anything)."""
+    from mepoly_il.benchmark import main
+
+    demos = tmp_path / "demos.h5"
+    demos.write_bytes(b"")
+    common = ["--tasks", "PushCube-v1", "--methods", "dp", "--demos", f"PushCube-v1={demos}", "--set", "dp.train.steps=30000"]
+    for extra in ([], ["--records", str(tmp_path / "long.jsonl")], ["--runs", str(tmp_path / "runs_long")]):
+        with pytest.raises(SystemExit):
+            main(common + extra + ["--out", str(tmp_path / "report.md")])
+        assert "--set changes the schedule" in capsys.readouterr().err
