@@ -289,6 +289,7 @@ def write_report_text(sources: list[Path], preset_filter: str | None, command: s
     regenerates it."""
     runs = finished_runs(sources, preset_filter)
     main_runs = main_table_runs(runs)
+    overridden = sorted({item for *_, done in runs for item in (done["config"] or {}).get("overrides") or []})
     rows = [[name] + [f"{mean:.3f} ± {paper_mean_se(mean, std)[1]:.3f} (sd {std:.3f}; {PAPER_SEEDS} seeds)" for mean, std in cells]
             for name, cells in PAPER.items()]
     for key in ("success_once", "success_at_end"):
@@ -311,7 +312,10 @@ def write_report_text(sources: list[Path], preset_filter: str | None, command: s
                         f"{1000 * summary['latency_per_chunk']['median_s']:.1f}", f"{1000 * result['chunk_latency_s']:.1f}",
                         result["episodes"], result["act_horizon"], f"{result['success_once']:.3f}", f"{result['success_at_end']:.3f}",
                         done["notes"].get("commit", "not recorded"), commands(task, method, preset, seed, done)])
-    text = results_header("ManiSkill imitation learning (paper Table 1)", "per run, see below",
+    title = "ManiSkill imitation learning (paper Table 1)"
+    if overridden:
+        title += f", the preset overridden by {', '.join(f'`{item}`' for item in overridden)}"
+    text = results_header(title, "per run, see below",
                           extra=f"* runs: {', '.join(f'`{source}`' for source in sources)}; regenerate this file with `{command}`")
     text += (
         "\nSuccess rate, mean ± standard error over training seeds (sd: the standard deviation over seeds, ddof 1; the "
@@ -328,6 +332,11 @@ def write_report_text(sources: list[Path], preset_filter: str | None, command: s
         f"(ManiSkill's baseline setting){_horizon_exceptions()} (the run table gives the value of every run). \"not run\": "
         "no finished run on this machine, not a result.\n\n"
     )
+    if overridden:
+        text += ("**Not the preset's schedule.** These runs trained with the preset's values overridden by "
+                 f"{', '.join(f'`--set {item}`' for item in overridden)} (each run's command below gives its own), so "
+                 "their rows set a longer or otherwise changed training against the paper's rows; the preset's own runs "
+                 "are in Table 1's report, `maniskill_il.md`.\n\n")
     text += markdown_table(["Method", "PushCube", "PickCube", "StackCube", "PushT"], rows)
     text += ("\n## Against the noise\n\nsuccess_once of the table above: a difference counts only where it exceeds "
              f"{NOISE_Z:g} standard errors of the difference (the noise given in brackets, beside the difference of the "
@@ -335,9 +344,9 @@ def write_report_text(sources: list[Path], preset_filter: str | None, command: s
              "metric the paper does not name.\n\n")
     text += markdown_table(["task", "MePoly (this project) vs MePoly (paper)", "MePoly (this project) vs DP (paper)",
                             "MePoly vs DP (this project)", "DP (this project) vs DP (paper)"], verdicts(main_runs))
-    text += ("\n## By demonstration count\n\nThe CPU preset on each demonstration count (success_once and success_at_end, "
-             "mean ± standard error over seeds), with each method's training steps: a row whose steps differ from another "
-             "row of its task ran before the preset changed.\n\n")
+    text += ("\n## By demonstration count\n\n" + ("The runs" if overridden else "The CPU preset") + " on each demonstration "
+             "count (success_once and success_at_end, mean ± standard error over seeds), with each method's training steps"
+             + (".\n\n" if overridden else ": a row whose steps differ from another row of its task ran before the preset changed.\n\n"))
     text += markdown_table(["task", "demos", "MePoly success_once", "MePoly success_at_end", "DP success_once", "DP success_at_end",
                             "MePoly steps", "DP steps"], by_demos)
     text += "\n## Runs\n\n"
@@ -405,6 +414,8 @@ def main(argv=None) -> int:
     if args.report_runs:
         command += f" --report-runs {' '.join(args.report_runs)}"
     out = Path(args.out)
+    if out != RESULTS:
+        command += f" --out {out}"  # else the command would rewrite Table 1's report with these runs
     commit = git_commit(CODE_PATHS)  # the code this process trains with, read before it changes under a long run
     if args.record:
         try:
