@@ -16,7 +16,7 @@ Cells without a finished run say "not run".
     python benchmarks/maniskill_il.py --report-only       # rewrite the report from the records
     python benchmarks/maniskill_il.py --tasks StackCube-v1 --demos StackCube-v1=demos-500/...h5 --runs runs/maniskill_il_500
     python benchmarks/maniskill_il.py --tasks PickCube-v1 --methods dp --set dp.train.steps=30000 \
-        --runs runs/maniskill_il_500_dp30k --records .../records/dp30k.jsonl --out .../maniskill_il_dp30k.md
+        --runs runs/maniskill_il_500_dp_30k --records .../records/dp_30k.jsonl --out .../maniskill_il_dp_30k.md
 
 A run is recorded as ``<runs root name>/<task>__<method>__<preset>__<seed>``, so the runs of each
 demonstration set keep apart under their own ``--runs`` root.  Table 1 takes, per task, the runs on
@@ -99,6 +99,10 @@ def run_one(root: Path, task: str, method: str, preset: str, seed: int, demos: s
     path = run_dir(root, task, method, preset, seed)
     done = _finished(path, episodes)
     if done:
+        trained_with = done["config"].get("overrides") or []
+        if sorted(trained_with) != sorted(overrides or []):
+            raise ValueError(f"{path} finished with the overrides {trained_with}, not the requested {list(overrides or [])}: "
+                             "give these runs another --runs root")
         print(f"reusing {path}", flush=True)
         return done
     start = time.perf_counter()

@@ -154,3 +154,16 @@ def test_runs_with_overrides_need_their_own_records_and_runs_root(tmp_path, caps
         with pytest.raises(SystemExit):
             main(common + extra + ["--out", str(tmp_path / "report.md")])
         assert "--set changes the schedule" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_reused_only_for_the_overrides_it_trained_with(tmp_path):
+    """A finished run directory stands in for a new run only when it trained with the same ``--set`` overrides;
+    a request for another schedule under its name is refused, not answered with the old schedule's run."""
+    from mepoly_il.benchmark import run_one
+
+    root = tmp_path / "runs_500"
+    _finished_run(root, "PushCube-v1", "dp", 0, 0.8)
+    done = run_one(root, "PushCube-v1", "dp", "cpu", 0, "demos.h5", 100)
+    assert done["eval"]["success_once"] == 0.8
+    with pytest.raises(ValueError, match="finished with the overrides \\[\\], not the requested \\['dp.train.steps=30000'\\]"):
+        run_one(root, "PushCube-v1", "dp", "cpu", 0, "demos.h5", 100, ["dp.train.steps=30000"])
