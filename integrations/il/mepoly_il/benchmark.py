@@ -388,7 +388,8 @@ def main(argv=None) -> int:
     parser.add_argument("--record", nargs="+", default=[], metavar="RUN_DIR",
                         help="add these finished run directories (e.g. made by mepoly-il train / eval) to the records table")
     parser.add_argument("--report-runs", nargs="+", default=[], metavar="DIR",
-                        help="run roots the report reads besides the records table (runs not recorded)")
+                        help="run roots (runs not recorded) or other records tables (*.jsonl) the report reads besides "
+                             "--records, e.g. another schedule's table to set the two side by side")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override a preset value in every run trained (as mepoly-il train --set), e.g. dp.train.steps=30000; "
                              "needs its own --records and --runs, so that a table never pools two schedules")

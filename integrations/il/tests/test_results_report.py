@@ -52,7 +52,8 @@ def _body(text: str) -> str:
     return text.split("\n\n", 2)[2]
 
 
-#: the committed reports and the arguments that rebuild each (Table 1's, and the runs with a longer DP schedule)
+#: the committed reports and the arguments that rebuild each (Table 1's; the runs with a longer DP schedule; MePoly
+#: with twice its schedule beside them)
 REPORTS = {"maniskill_il.md": [],
            "maniskill_il_dp_30k.md": ["--records", "benchmarks/results/maniskill_il/records/dp_30k.jsonl",
                                       "--out", "benchmarks/results/maniskill_il/maniskill_il_dp_30k.md"]}
@@ -62,16 +63,18 @@ REPORTS = {"maniskill_il.md": [],
 @pytest.mark.parametrize("report", sorted(REPORTS))
 def test_the_committed_records_rebuild_the_committed_report(report, tmp_path, monkeypatch):
     """Table 1, the noise verdicts, the per-demo-count table and the run list of each report are made from its
-    records table alone: rebuilt from it, the report is the committed one but for its date, machine and commit
+    records tables alone: rebuilt from them, the report is the committed one but for its date, machine and commit
     (and the notes written by hand below it), and its header gives the command that rebuilds it in place."""
     from mepoly_il.benchmark import main
 
     monkeypatch.chdir(REPO)
     args = REPORTS[report]
     out = tmp_path / report
-    assert main(["--report-only", *args[:2], "--out", str(out)]) == 0
+    sources = args[:-2]  # all but the --out pair: --records TABLE [--report-runs TABLE ...]
+    assert main(["--report-only", *sources, "--out", str(out)]) == 0
     committed = (REPO / "benchmarks" / "results" / "maniskill_il" / report).read_text()
-    assert f"* runs: `{args[1] if args else RECORDS.relative_to(REPO)}`; regenerate this file with " \
+    read = [word for word in sources if not word.startswith("--")] or [str(RECORDS.relative_to(REPO))]
+    assert f"* runs: {', '.join(f'`{source}`' for source in read)}; regenerate this file with " \
            f"`{shlex.join(['python', 'benchmarks/maniskill_il.py', '--report-only', *args])}`" in committed.splitlines()
     assert _body(out.read_text()).rstrip("\n") == _body(committed).split(NOTES_MARKER)[0].rstrip("\n")
 
