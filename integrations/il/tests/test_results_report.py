@@ -56,7 +56,10 @@ def _body(text: str) -> str:
 #: with twice its schedule beside them)
 REPORTS = {"maniskill_il.md": [],
            "maniskill_il_dp_30k.md": ["--records", "benchmarks/results/maniskill_il/records/dp_30k.jsonl",
-                                      "--out", "benchmarks/results/maniskill_il/maniskill_il_dp_30k.md"]}
+                                      "--out", "benchmarks/results/maniskill_il/maniskill_il_dp_30k.md"],
+           "maniskill_il_mepoly_2x.md": ["--records", "benchmarks/results/maniskill_il/records/mepoly_2x.jsonl",
+                                         "--report-runs", "benchmarks/results/maniskill_il/records/dp_30k.jsonl",
+                                         "--out", "benchmarks/results/maniskill_il/maniskill_il_mepoly_2x.md"]}
 
 
 @pytest.mark.skipif(not RECORDS.exists(), reason="needs the repository's benchmarks/ folder")
