@@ -387,7 +387,7 @@ def main(argv=None) -> int:
     parser.add_argument("--records", default=str(RECORDS), help="the records table each finished run is added to, and that the report reads")
     parser.add_argument("--record", nargs="+", default=[], metavar="RUN_DIR",
                         help="add these finished run directories (e.g. made by mepoly-il train / eval) to the records table")
-    parser.add_argument("--report-runs", nargs="+", default=[], metavar="DIR",
+    parser.add_argument("--report-runs", nargs="+", default=[], metavar="ROOT_OR_TABLE",
                         help="run roots (runs not recorded) or other records tables (*.jsonl) the report reads besides "
                              "--records, e.g. another schedule's table to set the two side by side")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
