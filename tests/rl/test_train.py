@@ -96,6 +96,15 @@ def test_bad_options_name_the_problem():
         main(["train", "lemniscate", "--policy", "beta"])
 
 
+def test_overrides_read_numbers_as_python_does():
+    config = resolve_config("lemniscate", "mepoly", hp=["learning_rate=1e-3", "ent_coef=2E-1", "clip_range=.25", "gamma=1"],
+                            policy_kwargs=["net_arch=[64, 64]"])
+    assert config.hyperparams["learning_rate"] == 1e-3 and config.hyperparams["ent_coef"] == 0.2
+    assert config.hyperparams["clip_range"] == 0.25 and config.hyperparams["gamma"] == 1
+    assert config.policy_kwargs["net_arch"] == [64, 64]
+    assert resolve_config("lemniscate", "mepoly", hp=["learning_rate=lin_1e-3"]).hyperparams["learning_rate"] == "lin_1e-3"
+
+
 def test_presets_follow_the_paper_bandit_settings():
     config = resolve_config("lemniscate", "mepoly")
     assert config.n_envs * config.hyperparams["n_steps"] == 1024

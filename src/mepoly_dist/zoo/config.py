@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 
@@ -143,14 +144,26 @@ class RunConfig:
         return float(ent_coef) if float(ent_coef) > 0 else PAPER_ALPHA
 
 
+class _OverrideLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1), which also reads exponent-only floats such as ``1e-3``
+    as numbers, as YAML 1.2 and Python do (YAML 1.1 wants ``1.0e-3``; without this, a command
+    line's ``learning_rate=1e-3`` would reach the algorithm as the string '1e-3')."""
+
+
+_OverrideLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789.")
+)
+
+
 def _parse_overrides(items, option: str) -> dict:
+    """``key=value`` items as a dict, each value read as YAML (numbers, lists, mappings, strings)."""
     out = {}
     for item in items or ():
         if "=" not in item:
             raise ConfigError(f"{option} expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = yaml.load(value, Loader=_OverrideLoader)
         except yaml.YAMLError as error:
             raise ConfigError(f"{option} {item!r}: the value is not valid YAML ({str(error).splitlines()[0]})") from None
     return out
