@@ -235,6 +235,25 @@ def test_float32_matches_float64_reference():
     torch.testing.assert_close(expectation(lam64.float(), feats.float(), logw.float(), chunk=9).double(), mu_ref, rtol=1e-4, atol=1e-5)
 
 
+def test_duplicate_rows_groups_every_copy_of_a_row_wherever_it_sits_in_the_batch():
+    # equal rows at any positions of a batch form one group: as many groups as torch.unique(dim=0)
+    # finds, for many batch shapes (a BLAS matrix-vector projection split equal rows by position on
+    # some CPUs, so the batch computed some rows twice)
+    from mepoly_dist.normalizer import duplicate_rows
+
+    gen = torch.Generator().manual_seed(0)
+    for B in (2, 3, 5, 8, 13, 31, 64, 257):
+        for F in (1, 6, 15, 45, 165):
+            for dtype in (torch.float32, torch.float64):
+                base = torch.randn(1, F, generator=gen, dtype=dtype)
+                others = torch.randn(B, F, generator=gen, dtype=dtype)
+                copies = torch.rand(B, generator=gen) < 0.5
+                lam = torch.where(copies[:, None], base.expand(B, F), others)
+                distinct, inverse = duplicate_rows(lam, share=1.0)
+                assert distinct.shape[0] == torch.unique(lam, dim=0).shape[0], (B, F, dtype)
+                assert torch.equal(distinct[inverse], lam)
+
+
 def test_duplicate_rows_are_computed_once_with_exact_per_row_gradients(monkeypatch):
     # a contextual bandit's batch: one parameter row repeated, plus two others.  The results and
     # every row's own gradient (first and second order) equal those of the rows computed one by
