@@ -249,13 +249,53 @@ def test_sweep_table_reads_settings_from_the_records_and_credits_each_method_its
     line = smoothworld_sweep.family_verdicts(smoothworld_sweep.collect(
         [(label, m, str(tmp_path / d)) for label, (m, d, _, _) in variants.items()], [layout], [0, 1], 0), [layout])[0]
     mine, rival = np.mean([h[("low order", s)] for s in (0, 1)]), np.mean([h[("mixture", s)] for s in (0, 1)])
-    assert line.startswith("three_goals: MePoly highest: best MePoly variant 'low order'") and f"{mine:.2f}" in line
-    assert f"'mixture', {rival:.2f}" in line and line in text
     low = [h[("low order", s)] for s in (0, 1)]
     combined = np.sqrt((abs(low[0] - low[1]) / 2) ** 2 + (abs(mixture[0] - mixture[1]) / 2) ** 2)
+    assert 0 < mine - rival < 2 * combined  # 0.62 against 0.28 ± 0.28: higher, but not by two standard errors
+    assert line.startswith("three_goals: within the noise (MePoly's mean the higher): best MePoly variant 'low order'")
+    assert f"{mine:.2f}" in line and f"'mixture', {rival:.2f}" in line and line in text
     assert line.endswith(f"difference {mine - rival:+.2f} ± {combined:.2f} (standard errors over seeds combined)")
     with pytest.raises(SystemExit):  # labels must be distinct
         smoothworld_sweep.main(["--variant", "a", "gmm", str(tmp_path / "k4"), "--variant", "a", "gmm", str(tmp_path / "k4")])
+
+
+def test_sweep_verdict_ranks_only_outside_the_noise_and_never_against_a_single_seed(tmp_path):
+    """smoothworld_sweep.family_verdicts: a best variant with one seed has no standard error, so the
+    line gives no ranking (however large the gap); with seeds on both sides a gap beyond two standard
+    errors of the difference (computed here with scipy) is ranked, and the matched pairs say so."""
+    import yaml
+
+    layout = "three_goals"
+    runs = {"poly": ("mepoly", {0: [34, 33, 33], 1: [40, 30, 30], 2: [30, 40, 30]}),
+            "mix": ("gmm", {0: [100, 0, 0], 1: [95, 5, 0], 2: [90, 5, 5]}),
+            "mix, one seed": ("gmm", {0: [34, 33, 33]})}
+    entropy = {}
+    for label, (method, seeds) in runs.items():
+        for seed, counts in seeds.items():
+            root = tmp_path / label.replace(", ", "_").replace(" ", "_")
+            _write_record(root, layout, method, seed, counts, [])
+            entropy[(label, seed)] = scipy.stats.entropy(counts) / np.log(3)
+            (root / f"{layout}__{method}__{seed}" / "config.yml").write_text(yaml.safe_dump(dict(
+                algo="ppo", n_timesteps=1500000, policy_kwargs={}, hyperparams=dict(ent_coef=0.3))))
+
+    def verdict(labels):
+        found = smoothworld_sweep.collect([(label, runs[label][0], str(tmp_path / label.replace(", ", "_").replace(" ", "_")))
+                                           for label in labels], [layout], [0, 1, 2], 0)
+        return smoothworld_sweep.family_verdicts(found, [layout])[0], smoothworld_sweep.matched_comparisons(found, [layout])
+
+    line, matched = verdict(["poly", "mix, one seed"])  # the single seed has the higher entropy: not ranked either way
+    assert line.startswith("three_goals: no ranking (a variant has one seed, so no standard error): best MePoly variant 'poly'")
+    assert "difference" not in line and "no ranking" in matched[0] and matched[-1].endswith("outside the noise in 0")
+    poly = [entropy[("poly", s)] for s in range(3)]
+    mix = [entropy[("mix", s)] for s in range(3)]
+    gap, error = np.mean(poly) - np.mean(mix), np.hypot(scipy.stats.sem(poly), scipy.stats.sem(mix))
+    assert gap > 2 * error
+    line, matched = verdict(["poly", "mix"])
+    assert line.startswith("three_goals: MePoly highest, outside the noise: best MePoly variant 'poly'")
+    assert line.endswith(f"difference {gap:+.2f} ± {error:.2f} (standard errors over seeds combined)")
+    assert "MePoly higher, outside the noise" in matched[0] and matched[-1].endswith("higher in 1 of 1 matched pairs, outside the noise in 1")
+    line, _ = verdict(["mix"])
+    assert line.startswith("three_goals: no comparison")
 
 
 def test_matched_comparisons_pair_variants_trained_alike_on_their_common_seeds(tmp_path):
@@ -286,9 +326,11 @@ def test_matched_comparisons_pair_variants_trained_alike_on_their_common_seeds(t
     a = [entropy[("poly 0.3", s)] for s in (0, 1)]
     b = [entropy[("mix 0.3", s)] for s in (0, 1)]
     error = np.hypot(abs(a[0] - a[1]) / 2, abs(b[0] - b[1]) / 2)  # the standard error of two seeds is |difference| / 2
+    assert abs(np.mean(a) - np.mean(b)) < 2 * error  # so not ranked
     assert lines == [f"three_goals: 'poly 0.3' {np.mean(a):.2f} vs 'mix 0.3' {np.mean(b):.2f} on seeds [0, 1]: "
-                     f"difference {np.mean(a) - np.mean(b):+.2f} ± {error:.2f} (success 1.00 / 1.00)",
-                     f"three_goals: MePoly's mean is the higher in {int(np.mean(a) > np.mean(b))} of 1 matched pairs"]
+                     f"difference {np.mean(a) - np.mean(b):+.2f} ± {error:.2f}, within the noise (success 1.00 / 1.00)",
+                     f"three_goals: MePoly's mean is the higher in {int(np.mean(a) > np.mean(b))} of 1 matched pairs, "
+                     "outside the noise in 0"]
     assert np.mean(a) < np.mean(b)  # 0.32 against 0.58: the count above is 0
     out = tmp_path / "out"
     smoothworld_sweep.main([arg for label, (m, d, _) in variants.items() for arg in ("--variant", label, m, str(tmp_path / d))]

@@ -26,7 +26,10 @@ the layout's fixed starts), their mean and its standard error, the mean of each 
 checkpoints, :func:`~mepoly_dist.zoo.benchmark.smoothworld.late_goal_entropy`), the success rate and the steps to 0.9 success.
 The verdict line per layout compares each family's best configuration (the highest mean goal
 entropy among its variants with a mean success of at least 0.95): MePoly's against the best of the
-other methods, so that every method is credited with its best setting of the sweep.  Writes
+other methods, so that every method is credited with its best setting of the sweep.  It ranks the
+two only where their difference exceeds the noise
+(:func:`~mepoly_dist.zoo.benchmark.results.compare_means`: ``NOISE_Z`` standard errors of the
+difference), and says so where a variant has one seed (no standard error, so no ranking).  Writes
 ``OUT/NAME.md`` and ``OUT/NAME.png`` (per-seed goal entropies by variant).
 
 Crediting each family with its best of many noisy variants favours the family with more variants
@@ -46,10 +49,10 @@ import numpy as np
 import yaml
 
 from .records import RunRecord, Runs
-from .results import markdown_table, results_header, write_report
+from .results import compare_means, format_mean_se, markdown_table, mean_se, results_header, write_report
 from .smoothworld import TARGET_SUCCESS, late_goal_entropy, run_name, steps_to_success, summarize
 
-__all__ = ["run_setting", "training_setting", "standard_error", "mean_and_error", "read_variants", "collect",
+__all__ = ["run_setting", "training_setting", "read_variants", "collect",
            "family_verdicts", "matched_comparisons", "figure", "main"]
 
 
@@ -85,18 +88,6 @@ def training_setting(run) -> str | None:
         return None
     return yaml.safe_dump(dict(algo=config.get("algo", "ppo"), n_timesteps=config.get("n_timesteps"),
                                hyperparams=config.get("hyperparams") or {}), sort_keys=True)
-
-
-def standard_error(values) -> float:
-    """The standard error of the mean over seeds (sample standard deviation / sqrt(n)); nan for one seed."""
-    values = np.asarray(values, dtype=float)
-    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
-
-
-def mean_and_error(values) -> str:
-    """``mean ± standard error`` over seeds; the mean alone for one seed."""
-    error = standard_error(values)
-    return f"{np.mean(values):.2f}" + (f" ± {error:.2f}" if np.isfinite(error) else "")
 
 
 def collect(variants, layouts, seeds, late: int):
@@ -137,9 +128,17 @@ def collect(variants, layouts, seeds, late: int):
     return found
 
 
+#: how a matched pair reads, by :func:`~mepoly_dist.zoo.benchmark.results.compare_means` of MePoly's mean against the other's
+_ONE_SEED = "a variant has one seed, so no standard error"
+_RELATION = {"higher": "MePoly higher, outside the noise", "lower": "MePoly lower, outside the noise",
+             "within the noise": "within the noise", "unknown noise": f"no ranking: {_ONE_SEED}"}
+
+
 def family_verdicts(found: dict, layouts, success_threshold: float = TARGET_SUCCESS) -> list[str]:
     """Per layout: MePoly's best variant against the best variant of the other methods (best: the
-    highest mean goal entropy among the variants whose mean success is at least the threshold)."""
+    highest mean goal entropy among the variants whose mean success is at least the threshold),
+    ranked only outside the noise (:func:`~mepoly_dist.zoo.benchmark.results.compare_means`): MePoly
+    highest or lower outside the noise, within the noise, or no ranking where a variant has one seed."""
     lines = []
     for layout in layouts:
         scored = []
@@ -156,11 +155,14 @@ def family_verdicts(found: dict, layouts, success_threshold: float = TARGET_SUCC
                          f"{', '.join(s[2] for s in passing) or 'none'})")
             continue
         best, rival = max(mine), max(others)
-        met = best[0] >= rival[0]
-        errors = [standard_error([m["goal_entropy"] for m in found[(layout, v[2])]["metrics"].values()]) for v in (best, rival)]
-        gap = (f"; difference {best[0] - rival[0]:+.2f} ± {np.hypot(*errors):.2f} (standard errors over seeds combined)"
-               if all(np.isfinite(errors)) else "")
-        lines.append(f"{layout}: {'MePoly highest' if met else 'MePoly not highest'}: best MePoly variant '{best[2]}' "
+        stats = [mean_se([m["goal_entropy"] for m in found[(layout, v[2])]["metrics"].values()]) for v in (best, rival)]
+        relation = compare_means(*stats)
+        verdict = {"higher": "MePoly highest, outside the noise", "lower": "MePoly lower, outside the noise",
+                   "within the noise": f"within the noise (MePoly's mean the {'higher' if best[0] >= rival[0] else 'lower'})",
+                   "unknown noise": f"no ranking ({_ONE_SEED})"}[relation]
+        gap = (f"; difference {best[0] - rival[0]:+.2f} ± {np.hypot(stats[0][1], stats[1][1]):.2f} (standard errors over seeds combined)"
+               if relation != "unknown noise" else "")
+        lines.append(f"{layout}: {verdict}: best MePoly variant '{best[2]}' "
                      f"{best[0]:.2f} (success {best[1]:.2f}, seeds {best[4]}) vs the best other, '{rival[2]}', "
                      f"{rival[0]:.2f} (success {rival[1]:.2f}, seeds {rival[4]})" + gap)
     return lines
@@ -170,15 +172,16 @@ def matched_comparisons(found: dict, layouts) -> list[str]:
     """Per layout: each MePoly variant against each variant of another method whose runs were all
     trained with one and the same :func:`training_setting` as the MePoly variant's, on the seeds
     both have: the two means of the final goal entropy, their difference and its standard error
-    (the two standard errors over seeds combined), and at the end the count of pairs in which
-    MePoly's mean is the higher."""
+    (the two standard errors over seeds combined) and whether it lies outside the noise
+    (:func:`~mepoly_dist.zoo.benchmark.results.compare_means`), and at the end the count of pairs in
+    which MePoly's mean is the higher, and of those outside the noise."""
     lines = []
     for layout in layouts:
         entries = [(label, e) for (lay, label), e in found.items() if lay == layout and e["metrics"]
                    and len(e["training"]) == 1 and None not in e["training"]]
         pairs = [(a, b) for a in entries for b in entries
                  if a[1]["method"] == "mepoly" and b[1]["method"] != "mepoly" and a[1]["training"] == b[1]["training"]]
-        compared = higher = 0
+        compared = higher = outside = 0
         for (label, mine), (other_label, other) in pairs:
             seeds = sorted(set(mine["metrics"]) & set(other["metrics"]))
             if not seeds:
@@ -187,12 +190,15 @@ def matched_comparisons(found: dict, layouts) -> list[str]:
             b = [other["metrics"][s]["goal_entropy"] for s in seeds]
             compared += 1
             higher += bool(np.mean(a) > np.mean(b))
-            error = np.hypot(standard_error(a), standard_error(b))
+            relation = compare_means(mean_se(a), mean_se(b))
+            outside += relation == "higher"
+            error = np.hypot(mean_se(a)[1], mean_se(b)[1])
             success = [np.mean([e["metrics"][s]["success_rate"] for s in seeds]) for e in (mine, other)]
             lines.append(f"{layout}: '{label}' {np.mean(a):.2f} vs '{other_label}' {np.mean(b):.2f} on seeds {seeds}: "
                          f"difference {np.mean(a) - np.mean(b):+.2f}" + (f" ± {error:.2f}" if np.isfinite(error) else "")
-                         + f" (success {success[0]:.2f} / {success[1]:.2f})")
-        lines.append(f"{layout}: MePoly's mean is the higher in {higher} of {compared} matched pairs")
+                         + f", {_RELATION[relation]} (success {success[0]:.2f} / {success[1]:.2f})")
+        lines.append(f"{layout}: MePoly's mean is the higher in {higher} of {compared} matched pairs, "
+                     f"outside the noise in {outside}")
     return lines
 
 
@@ -278,7 +284,7 @@ def main(argv=None):
                                                                                       if len(entry["settings"]) > 1 else ""),
                      ", ".join(f"{s}: {h:.2f}" for s, h in entropies.items())
                      + (f" (no run for seeds {entry['missing']})" if entry["missing"] else ""),
-                     mean_and_error(list(entropies.values())),
+                     format_mean_se(list(entropies.values())),
                      "-" if stats["late"] is None else f"{stats['late']:.2f} ({stats['late_seeds']})",
                      f"{stats['success']:.2f} [{stats['success_min']:.2f}]",
                      ", ".join("never" if r is None else f"{r / 1e6:.2f}M" if r >= 10_000 else f"{r:,}" for r in reach),
