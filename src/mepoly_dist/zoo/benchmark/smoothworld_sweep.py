@@ -128,8 +128,9 @@ def collect(variants, layouts, seeds, late: int):
     return found
 
 
-#: how a matched pair reads, by :func:`~mepoly_dist.zoo.benchmark.results.compare_means` of MePoly's mean against the other's
+#: why a comparison with a one-seed variant ranks nothing
 _ONE_SEED = "a variant has one seed, so no standard error"
+#: how a matched pair reads, by :func:`~mepoly_dist.zoo.benchmark.results.compare_means` of MePoly's mean against the other's
 _RELATION = {"higher": "MePoly higher, outside the noise", "lower": "MePoly lower, outside the noise",
              "within the noise": "within the noise", "unknown noise": f"no ranking: {_ONE_SEED}"}
 
@@ -190,9 +191,10 @@ def matched_comparisons(found: dict, layouts) -> list[str]:
             b = [other["metrics"][s]["goal_entropy"] for s in seeds]
             compared += 1
             higher += bool(np.mean(a) > np.mean(b))
-            relation = compare_means(mean_se(a), mean_se(b))
+            (mean_a, se_a), (mean_b, se_b) = mean_se(a), mean_se(b)
+            relation = compare_means((mean_a, se_a), (mean_b, se_b))
             outside += relation == "higher"
-            error = np.hypot(mean_se(a)[1], mean_se(b)[1])
+            error = np.hypot(se_a, se_b)
             success = [np.mean([e["metrics"][s]["success_rate"] for s in seeds]) for e in (mine, other)]
             lines.append(f"{layout}: '{label}' {np.mean(a):.2f} vs '{other_label}' {np.mean(b):.2f} on seeds {seeds}: "
                          f"difference {np.mean(a) - np.mean(b):+.2f}" + (f" ± {error:.2f}" if np.isfinite(error) else "")
