@@ -269,18 +269,18 @@ def test_sweep_verdict_ranks_only_outside_the_noise_and_never_against_a_single_s
     runs = {"poly": ("mepoly", {0: [34, 33, 33], 1: [40, 30, 30], 2: [30, 40, 30]}),
             "mix": ("gmm", {0: [100, 0, 0], 1: [95, 5, 0], 2: [90, 5, 5]}),
             "mix, one seed": ("gmm", {0: [34, 33, 33]})}
+    folder = {label: tmp_path / label.replace(", ", "_").replace(" ", "_") for label in runs}
     entropy = {}
     for label, (method, seeds) in runs.items():
         for seed, counts in seeds.items():
-            root = tmp_path / label.replace(", ", "_").replace(" ", "_")
+            root = folder[label]
             _write_record(root, layout, method, seed, counts, [])
             entropy[(label, seed)] = scipy.stats.entropy(counts) / np.log(3)
             (root / f"{layout}__{method}__{seed}" / "config.yml").write_text(yaml.safe_dump(dict(
                 algo="ppo", n_timesteps=1500000, policy_kwargs={}, hyperparams=dict(ent_coef=0.3))))
 
     def verdict(labels):
-        found = smoothworld_sweep.collect([(label, runs[label][0], str(tmp_path / label.replace(", ", "_").replace(" ", "_")))
-                                           for label in labels], [layout], [0, 1, 2], 0)
+        found = smoothworld_sweep.collect([(label, runs[label][0], str(folder[label])) for label in labels], [layout], [0, 1, 2], 0)
         return smoothworld_sweep.family_verdicts(found, [layout])[0], smoothworld_sweep.matched_comparisons(found, [layout])
 
     line, matched = verdict(["poly", "mix, one seed"])  # the single seed has the higher entropy: not ranked either way
